@@ -1,0 +1,63 @@
+// `kube-ipam COMMAND ...` when not run by a container runtime. Exit status: 0 done, 1 failed, 2 usage.
+import { CniError } from "../cni/errors.ts";
+import { toCniError } from "../ipam/error_map.ts";
+import { VERSION } from "../version.ts";
+import { EXAMPLE_KINDS, exampleConfig } from "./example_config.ts";
+import { parseFlags, UsageError } from "./flags.ts";
+import { lsCommand } from "./ls.ts";
+
+export const HELP = `kube-ipam ${VERSION}: cluster-wide IP address management for Kubernetes CNI plugins
+
+As a CNI IPAM plugin, the container runtime runs it with CNI_COMMAND set
+("ipam": {"type": "kube-ipam", ...} in a network config under /etc/cni/net.d).
+
+Commands:
+  kube-ipam ls --conf FILE [-o table|json]   addresses held in the network of FILE
+  kube-ipam example-config [${EXAMPLE_KINDS.join("|")}]
+                                             print a network config to start from
+  kube-ipam version                          print the version
+  kube-ipam help                             this text
+
+FILE is a CNI network config (.conf or .conflist; /dev/stdin works).
+`;
+
+export interface CliOutcome {
+  readonly stdout: string;
+  readonly stderr: string;
+  readonly exitCode: number;
+}
+
+async function dispatch(command: string, rest: readonly string[]): Promise<string> {
+  switch (command) {
+    case "version":
+    case "-version":
+    case "--version":
+      return `kube-ipam ${VERSION}\n`;
+    case "help":
+    case "-help":
+    case "--help":
+    case "-h":
+      return HELP;
+    case "example-config":
+    case "-outputconf":
+      return exampleConfig(parseFlags(rest, []).positional[0]);
+    case "ls":
+      return await lsCommand(parseFlags(rest, ["conf", "o", "output"]));
+    default:
+      throw new UsageError(`Unknown command "${command}"`);
+  }
+}
+
+export async function runCli(argv: readonly string[]): Promise<CliOutcome> {
+  const [command, ...rest] = argv;
+  if (!command) return { stdout: "", stderr: HELP, exitCode: 2 };
+  try {
+    return { stdout: await dispatch(command, rest), stderr: "", exitCode: 0 };
+  } catch (e) {
+    if (e instanceof UsageError) {
+      return { stdout: "", stderr: `kube-ipam: ${e.message}\nRun "kube-ipam help" for usage.\n`, exitCode: 2 };
+    }
+    const err: CniError = toCniError(e);
+    return { stdout: "", stderr: `kube-ipam: ${err.message}\n`, exitCode: 1 };
+  }
+}

@@ -1,0 +1,215 @@
+// The network config as the plugin uses it: parsed, defaulted and validated once, here.
+// Everything after this works with these immutable values and never sees raw JSON.
+import type { Route } from "../cni/result.ts";
+import { checkConfigVersion, type CniVersion } from "../cni/version.ts";
+import { type IP, tryParseIP } from "../ip/address.ts";
+import { IntervalSet, type Interval, tryParseInterval } from "../ip/interval_set.ts";
+import { tryParseCIDR } from "../ip/prefix.ts";
+import { canonicalizeRange, InvalidRangeError, type Range } from "../ip/range.ts";
+import { formatRangeSet, type RangeSet, rangeSetProblem, rangeSetsOverlap } from "../ip/range_set.ts";
+import { ConfigError } from "./errors.ts";
+import { type LogLevel, parseLogLevel } from "./log_level.ts";
+import { parseStoreConfig, type StoreConfig } from "./store_config.ts";
+
+export const DEFAULT_LOG_FILE = "/var/log/kube-ipam.log";
+export const DEFAULT_KUBECONFIG = "/etc/kubernetes/pki/kubectl.kubeconfig";
+
+export interface Attachment {
+  readonly containerID: string;
+  readonly ifName: string;
+}
+
+export interface IpamConfig {
+  readonly network: string;
+  readonly cniVersion: CniVersion;
+  readonly rangeSets: readonly RangeSet[];
+  readonly routes: readonly Route[];
+  readonly resolvConf?: string;
+  readonly exclude: IntervalSet;
+  readonly store: StoreConfig;
+  /** As configured; undefined means "the default path, if that file exists". */
+  readonly kubeConfig?: string;
+  readonly logFile: string;
+  readonly logLevel: LogLevel;
+  readonly nodeName: string;
+  /** Addresses asked for through args.cni.ips, runtimeConfig.ips and CNI_ARGS IP=. */
+  readonly requestedIPs: readonly IP[];
+  readonly prevResult?: unknown;
+  /** GC's cni.dev/valid-attachments; undefined for other verbs. */
+  readonly validAttachments?: readonly Attachment[];
+}
+
+export interface LoadOptions {
+  /** CNI_ARGS IP= values. */
+  readonly argsIPs?: readonly string[];
+  /** KUBE_IPAM_NODE_NAME. */
+  readonly envNodeName?: string;
+  readonly hostname: string;
+}
+
+type Obj = Record<string, unknown>;
+
+const NETWORK_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+
+function isObject(v: unknown): v is Obj {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function optionalString(obj: Obj, key: string, field: string): string | undefined {
+  const v = obj[key];
+  if (v === undefined || v === null || v === "") return undefined;
+  if (typeof v !== "string") throw new ConfigError(field, `expected a string, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+function optionalArray(obj: Obj, key: string, field: string): unknown[] {
+  const v = obj[key];
+  if (v === undefined || v === null) return [];
+  if (!Array.isArray(v)) throw new ConfigError(field, `expected an array, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+function parseRange(raw: unknown, field: string): Range {
+  if (!isObject(raw)) throw new ConfigError(field, `expected a range object {"subnet": ...}, got ${JSON.stringify(raw)}`);
+  try {
+    return canonicalizeRange(raw);
+  } catch (e) {
+    if (e instanceof InvalidRangeError) throw new ConfigError(`${field}.${e.field}`, e.message);
+    throw e;
+  }
+}
+
+function parseRangeSets(raw: unknown[], field: string): RangeSet[] {
+  return raw.map((set, i) => {
+    if (!Array.isArray(set)) {
+      throw new ConfigError(`${field}[${i}]`, `expected an array of ranges (a range set), got ${JSON.stringify(set)}`);
+    }
+    const ranges = set.map((r, j) => parseRange(r, `${field}[${i}][${j}]`));
+    const problem = rangeSetProblem(ranges);
+    if (problem) throw new ConfigError(`${field}[${i}]`, problem);
+    return ranges;
+  });
+}
+
+function collectRangeSets(ipam: Obj, runtime: Obj): RangeSet[] {
+  const sets: RangeSet[] = [];
+  // As in host-local: runtime ipRanges first, then the flat single range, then `ranges`.
+  sets.push(...parseRangeSets(optionalArray(runtime, "ipRanges", "runtimeConfig.ipRanges"), "runtimeConfig.ipRanges"));
+  if (ipam.subnet !== undefined) sets.push([parseRange(ipam, "ipam")]);
+  else if (ipam.rangeStart !== undefined || ipam.rangeEnd !== undefined) {
+    throw new ConfigError("ipam.subnet", "rangeStart/rangeEnd need a subnet");
+  }
+  sets.push(...parseRangeSets(optionalArray(ipam, "ranges", "ipam.ranges"), "ipam.ranges"));
+  if (sets.length === 0) {
+    throw new ConfigError("ipam", 'no IP ranges: set "subnet" or "ranges"');
+  }
+  for (let i = 0; i < sets.length; i++) {
+    for (let j = 0; j < i; j++) {
+      if (rangeSetsOverlap(sets[i]!, sets[j]!)) {
+        throw new ConfigError("ipam.ranges",
+          `range set ${i} (${formatRangeSet(sets[i]!)}) overlaps range set ${j} (${formatRangeSet(sets[j]!)})`);
+      }
+    }
+  }
+  return sets;
+}
+
+function parseRoutes(ipam: Obj): Route[] {
+  return optionalArray(ipam, "routes", "ipam.routes").map((r, i) => {
+    const field = `ipam.routes[${i}]`;
+    if (!isObject(r)) throw new ConfigError(field, `expected {"dst": CIDR, "gw"?: IP}, got ${JSON.stringify(r)}`);
+    const dst = typeof r.dst === "string" ? tryParseCIDR(r.dst) : undefined;
+    if (!dst) throw new ConfigError(`${field}.dst`, `${JSON.stringify(r.dst)} is not a CIDR`);
+    const gw = optionalString(r, "gw", `${field}.gw`);
+    if (gw !== undefined) {
+      const ip = tryParseIP(gw);
+      if (!ip) throw new ConfigError(`${field}.gw`, `"${gw}" is not an IP address`);
+      if (ip.family !== dst.ip.family) throw new ConfigError(`${field}.gw`, `"${gw}" is not of the family of dst "${r.dst}"`);
+    }
+    const { dst: _d, gw: _g, ...extra } = r;
+    return { dst: r.dst as string, ...(gw ? { gw } : {}), ...(Object.keys(extra).length ? { extra } : {}) };
+  });
+}
+
+function parseExclude(ipam: Obj): IntervalSet {
+  const intervals: Interval[] = optionalArray(ipam, "exclude", "ipam.exclude").map((e, i) => {
+    const interval = typeof e === "string" ? tryParseInterval(e) : undefined;
+    if (!interval) {
+      throw new ConfigError(`ipam.exclude[${i}]`,
+        `${JSON.stringify(e)} is not an address, an "A-B" range of one family, or a CIDR`);
+    }
+    return interval;
+  });
+  return new IntervalSet(intervals);
+}
+
+function parseIPList(values: readonly unknown[], field: string): IP[] {
+  return values.map((v, i) => {
+    // runtimeConfig.ips carries "10.1.2.3/24"; args.cni.ips and CNI_ARGS plain addresses.
+    const text = typeof v === "string" ? v.split("/")[0]! : undefined;
+    const ip = text !== undefined ? tryParseIP(text.trim()) : undefined;
+    if (!ip) throw new ConfigError(`${field}[${i}]`, `${JSON.stringify(v)} is not an IP address`);
+    return ip;
+  });
+}
+
+function parseValidAttachments(conf: Obj): Attachment[] | undefined {
+  const raw = conf["cni.dev/valid-attachments"];
+  if (raw === undefined) return undefined;
+  if (!Array.isArray(raw)) throw new ConfigError("cni.dev/valid-attachments", "expected an array");
+  return raw.map((a, i) => {
+    if (!isObject(a) || typeof a.containerID !== "string" || typeof a.ifname !== "string") {
+      throw new ConfigError(`cni.dev/valid-attachments[${i}]`, `expected {"containerID", "ifname"}, got ${JSON.stringify(a)}`);
+    }
+    return { containerID: a.containerID, ifName: a.ifname };
+  });
+}
+
+/** Builds the IpamConfig from a decoded network config; throws ConfigError naming the field. */
+export function loadIpamConfig(conf: unknown, opts: LoadOptions): IpamConfig {
+  if (!isObject(conf)) throw new ConfigError("network config", "expected a JSON object");
+  const cniVersion = checkConfigVersion(conf.cniVersion);
+  const network = conf.name;
+  if (typeof network !== "string" || network === "") throw new ConfigError("name", "the network name is missing");
+  if (!NETWORK_NAME.test(network)) {
+    throw new ConfigError("name", `"${network}" may hold only letters, digits, "_", "." and "-", starting with a letter or digit`);
+  }
+  const ipam = conf.ipam;
+  if (!isObject(ipam)) throw new ConfigError("ipam", 'the "ipam" section is missing');
+  const runtime = isObject(conf.runtimeConfig) ? conf.runtimeConfig : {};
+  const args = isObject(conf.args) && isObject(conf.args.cni) ? conf.args.cni : {};
+
+  const requestedIPs = [
+    ...parseIPList(opts.argsIPs ?? [], "CNI_ARGS IP"),
+    ...parseIPList(optionalArray(args, "ips", "args.cni.ips"), "args.cni.ips"),
+    ...parseIPList(optionalArray(runtime, "ips", "runtimeConfig.ips"), "runtimeConfig.ips"),
+  ];
+  const nodeName = optionalString(ipam, "nodeName", "ipam.nodeName") ?? (opts.envNodeName || opts.hostname);
+
+  return {
+    network,
+    cniVersion,
+    rangeSets: collectRangeSets(ipam, runtime),
+    routes: parseRoutes(ipam),
+    resolvConf: optionalString(ipam, "resolvConf", "ipam.resolvConf"),
+    exclude: parseExclude(ipam),
+    store: parseStoreConfig(ipam),
+    kubeConfig: optionalString(ipam, "kubeConfig", "ipam.kubeConfig"),
+    logFile: optionalString(ipam, "logFile", "ipam.logFile") ?? DEFAULT_LOG_FILE,
+    logLevel: parseLogLevel(optionalString(ipam, "logLevel", "ipam.logLevel")),
+    nodeName,
+    requestedIPs: dedupe(requestedIPs),
+    prevResult: conf.prevResult,
+    validAttachments: parseValidAttachments(conf),
+  };
+}
+
+function dedupe(ips: IP[]): IP[] {
+  const seen = new Set<string>();
+  return ips.filter((ip) => {
+    const k = `${ip.family}:${ip.value}`;
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  });
+}

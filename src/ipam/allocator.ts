@@ -1,0 +1,67 @@
+// Finding and claiming one address in a range set. The scan reads the held addresses of a window
+// in one store call (one etcd range read) and walks the gaps, so the cost of a claim stays a few
+// round trips however full the pool is. Claims are compare-and-put; a lost race moves on.
+import { formatIP, type IP } from "../ip/address.ts";
+import type { IntervalSet } from "../ip/interval_set.ts";
+import { isInfrastructure, type Range } from "../ip/range.ts";
+import { roundRobinSegments } from "../ip/range_iter.ts";
+import { formatRangeSet, type RangeSet, rangeSetFamily } from "../ip/range_set.ts";
+import { type Allocation, type NetworkStore, sameOwner } from "../store/store.ts";
+import { PoolExhaustedError } from "./errors.ts";
+
+/** How many held addresses one scan step reads. */
+const WINDOW = 512;
+
+export interface Pool {
+  readonly network: string;
+  readonly set: RangeSet;
+  readonly index: number;
+  /** Addresses never handed out dynamically (exclude, reservations). */
+  readonly skip: IntervalSet;
+}
+
+/** Free addresses of the pool in round-robin order after the cursor, read lazily from the store. */
+export async function* freeAddresses(store: NetworkStore, pool: Pool, cursor: IP | undefined): AsyncGenerator<{ ip: IP; range: Range }> {
+  const family = rangeSetFamily(pool.set);
+  for (const seg of roundRobinSegments(pool.set, cursor)) {
+    let from = seg.from;
+    while (from <= seg.to) {
+      const held = await store.heldBetween(family, from, seg.to, WINDOW);
+      const windowEnd = held.length === WINDOW ? held[WINDOW - 1]!.value : seg.to;
+      let h = 0;
+      for (let c = from; c <= windowEnd;) {
+        while (h < held.length && held[h]!.value < c) h++;
+        if (h < held.length && held[h]!.value === c) {
+          c++;
+          continue;
+        }
+        const ip: IP = { family, value: c };
+        const skipped = pool.skip.find(ip);
+        if (skipped) {
+          c = skipped.end + 1n;
+          continue;
+        }
+        if (!isInfrastructure(seg.range, ip)) yield { ip, range: seg.range };
+        c++;
+      }
+      from = windowEnd + 1n;
+    }
+  }
+}
+
+/** Claims the next free address of the pool for `record` (its ip is filled in). */
+export async function allocateDynamic(
+  store: NetworkStore,
+  pool: Pool,
+  record: Omit<Allocation, "ip">,
+): Promise<{ allocation: Allocation; range: Range }> {
+  const cursor = await store.cursor(record.node, pool.index);
+  for await (const { ip, range } of freeAddresses(store, pool, cursor)) {
+    const allocation: Allocation = { ...record, ip: formatIP(ip) };
+    const outcome = await store.claim(ip, allocation, { advanceCursor: true });
+    // A retried write may find its own earlier claim: that is ours, not a conflict.
+    if (outcome.claimed) return { allocation, range };
+    if (outcome.holder && sameOwner(outcome.holder, record)) return { allocation: outcome.holder, range };
+  }
+  throw new PoolExhaustedError(pool.network, formatRangeSet(pool.set));
+}

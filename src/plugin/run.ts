@@ -1,0 +1,125 @@
+// One CNI invocation: environment and stdin in, one JSON document on stdout, exit status out.
+import { hostname } from "node:os";
+import { readFileSync } from "node:fs";
+import { parseCniArgs } from "../cni/args.ts";
+import { type CniEnv, readCniEnv } from "../cni/env.ts";
+import { CniError, ErrorCode, errorToJSON } from "../cni/errors.ts";
+import { type Dns, resultToJSON } from "../cni/result.ts";
+import { checkConfigVersion, type CniVersion, CURRENT_VERSION, isSupportedVersion, requireVersionFor,
+  SUPPORTED_VERSIONS } from "../cni/version.ts";
+import { ConfigError } from "../config/errors.ts";
+import { DEFAULT_LOG_FILE, type IpamConfig, loadIpamConfig } from "../config/ipam_config.ts";
+import { decodeNetworkConfig } from "../config/network_file.ts";
+import { parseResolvConf } from "../config/resolv_conf.ts";
+import { add } from "../ipam/add.ts";
+import { check } from "../ipam/check.ts";
+import { del } from "../ipam/del.ts";
+import { toCniError } from "../ipam/error_map.ts";
+import { gcAttachments } from "../ipam/gc.ts";
+import { status } from "../ipam/status.ts";
+import { Logger } from "../log/logger.ts";
+import { openStore } from "../store/open.ts";
+
+export interface CniOutcome {
+  readonly stdout: string;
+  readonly exitCode: 0 | 1;
+}
+
+function readDns(config: IpamConfig): Dns {
+  if (!config.resolvConf) return {};
+  try {
+    return parseResolvConf(readFileSync(config.resolvConf, "utf8"));
+  } catch (e) {
+    throw new ConfigError("ipam.resolvConf", `cannot read "${config.resolvConf}": ${(e as Error).message}`, { cause: e });
+  }
+}
+
+/** The log file named by a config we could not fully load, so that its failure is logged where expected. */
+function rawLogFile(raw: unknown): string {
+  const ipam = (raw as { ipam?: { logFile?: unknown } } | undefined)?.ipam;
+  return typeof ipam?.logFile === "string" && ipam.logFile !== "" ? ipam.logFile : DEFAULT_LOG_FILE;
+}
+
+async function execute(env: CniEnv, config: IpamConfig, log: Logger): Promise<unknown> {
+  const store = await openStore(config.store);
+  try {
+    const net = store.network(config.network);
+    const owner = { containerID: env.containerID, ifName: env.ifName };
+    switch (env.command) {
+      case "ADD": {
+        const args = parseCniArgs(env.args);
+        const pod = { namespace: args.podNamespace, name: args.podName, uid: args.podUID };
+        const result = await add(net, { config, owner, pod, dns: readDns(config), now: new Date() });
+        return resultToJSON(result, config.cniVersion);
+      }
+      case "DEL": {
+        const released = await del(net, owner);
+        log.debug("released", { ips: released.map((a) => a.ip) });
+        return undefined;
+      }
+      case "CHECK":
+        await check(net, config, owner);
+        return undefined;
+      case "GC": {
+        const released = await gcAttachments(net, config.nodeName, config.validAttachments ?? []);
+        if (released.length) log.info("gc released", { ips: released.map((a) => a.ip) });
+        return undefined;
+      }
+      case "STATUS":
+        await status(store, net, config);
+        return undefined;
+      case "VERSION":
+        throw new Error("unreachable: VERSION is answered before the config is loaded");
+    }
+  } finally {
+    await store.close();
+  }
+}
+
+export async function runCni(processEnv: Record<string, string | undefined>, stdin: () => Promise<string>): Promise<CniOutcome> {
+  const started = performance.now();
+  let version: CniVersion = CURRENT_VERSION;
+  let log: Logger | undefined;
+  let env: CniEnv | undefined;
+  let ips: unknown;
+  try {
+    env = readCniEnv(processEnv);
+    const text = await stdin();
+    if (env.command === "VERSION") {
+      return { stdout: JSON.stringify({ cniVersion: CURRENT_VERSION, supportedVersions: SUPPORTED_VERSIONS }), exitCode: 0 };
+    }
+    const raw = decodeNetworkConfig(text);
+    log = new Logger(rawLogFile(raw));
+    version = checkConfigVersion((raw as { cniVersion?: unknown })?.cniVersion);
+    requireVersionFor(env.command, version);
+    const args = parseCniArgs(env.args);
+    const config = loadIpamConfig(raw, {
+      argsIPs: env.command === "ADD" ? args.ips : [],
+      envNodeName: processEnv.KUBE_IPAM_NODE_NAME,
+      hostname: hostname(),
+    });
+    log = new Logger(config.logFile, config.logLevel);
+    const out = await execute(env, config, log);
+    ips = (out as { ips?: unknown } | undefined)?.ips;
+    log.info(`${env.command} ok`, entry(env, config.network, started, { ips }));
+    return { stdout: out === undefined ? "" : JSON.stringify(out), exitCode: 0 };
+  } catch (e) {
+    const err = toCniError(e);
+    (log ?? new Logger(DEFAULT_LOG_FILE)).error(`${env?.command ?? processEnv.CNI_COMMAND} failed`,
+      entry(env, undefined, started, { code: err.code, error: err.message, details: err.details || undefined }));
+    const out = errorToJSON(err, isSupportedVersion(version) ? version : CURRENT_VERSION);
+    return { stdout: JSON.stringify(out), exitCode: 1 };
+  }
+}
+
+function entry(env: CniEnv | undefined, network: string | undefined, started: number, extra: Record<string, unknown>) {
+  return {
+    command: env?.command,
+    containerID: env?.containerID || undefined,
+    ifName: env?.ifName || undefined,
+    network,
+    durationMs: Math.round((performance.now() - started) * 100) / 100,
+    ...extra,
+  };
+}
+

@@ -1,0 +1,10 @@
+// Picks the store the config names. The etcd client is loaded only when etcd is configured.
+import type { StoreConfig } from "../config/store_config.ts";
+import { FileStore } from "./file/file_store.ts";
+import type { Store } from "./store.ts";
+
+export async function openStore(config: StoreConfig): Promise<Store> {
+  if (config.kind === "file") return new FileStore(config.dataDir);
+  const { EtcdStore } = await import("./etcd/etcd_store.ts");
+  return EtcdStore.open(config);
+}

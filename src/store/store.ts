@@ -1,0 +1,81 @@
+// Everything the plugin, the CLI and the controller need from storage. Both the embedded file
+// store and the etcd store implement it; the allocation logic never knows which one it has.
+import type { IP } from "../ip/address.ts";
+
+/**
+ * dynamic: picked from the pool; requested: asked for by the runtime (CNI_ARGS IP, args, runtimeConfig);
+ * fixed: from a pod annotation; sticky: kept for a pod name across re-creation.
+ */
+export type AllocationKind = "dynamic" | "requested" | "fixed" | "sticky";
+
+export interface Owner {
+  readonly containerID: string;
+  readonly ifName: string;
+}
+
+/** The record kept for every address in use. */
+export interface Allocation {
+  readonly ip: string;
+  readonly network: string;
+  readonly containerID: string;
+  readonly ifName: string;
+  readonly podNamespace?: string;
+  readonly podName?: string;
+  readonly podUID?: string;
+  readonly node: string;
+  readonly kind: AllocationKind;
+  /** Index of the range set the address came from. */
+  readonly rangeSet: number;
+  /** ISO 8601. */
+  readonly allocatedAt: string;
+}
+
+export type ClaimOutcome =
+  | { readonly claimed: true }
+  /** Someone holds it; `holder` is their record when it could be read. */
+  | { readonly claimed: false; readonly holder?: Allocation };
+
+export interface ClaimOptions {
+  /** Also move this node's round-robin cursor for the record's range set to the address. */
+  readonly advanceCursor?: boolean;
+}
+
+/** One network's pool. */
+export interface NetworkStore {
+  readonly network: string;
+  /** Takes `ip` for `record` if nobody holds it, atomically. A lost race is `claimed: false`, not an error. */
+  claim(ip: IP, record: Allocation, opts?: ClaimOptions): Promise<ClaimOutcome>;
+  /** Addresses held in [from, to], ascending, at most `limit` of them. */
+  heldBetween(family: 4 | 6, from: bigint, to: bigint, limit: number): Promise<IP[]>;
+  findByOwner(owner: Owner): Promise<Allocation[]>;
+  /** Releases every address of `owner`; releasing nothing is not an error. Returns what was released. */
+  releaseByOwner(owner: Owner): Promise<Allocation[]>;
+  /** Releases `ip` only if it is still held by the same record (same owner and time). */
+  releaseIfUnchanged(record: Allocation): Promise<boolean>;
+  get(ip: IP): Promise<Allocation | undefined>;
+  list(): Promise<Allocation[]>;
+  /** The last address handed out by `node` in range set `rangeSet` (round-robin start). */
+  cursor(node: string, rangeSet: number): Promise<IP | undefined>;
+}
+
+export interface Store {
+  /** Where the state lives, for messages ("etcd https://10.0.0.1:2379", "/var/lib/cni/kube-ipam"). */
+  readonly location: string;
+  network(name: string): NetworkStore;
+  networks(): Promise<string[]>;
+  /** Checks the store can be read and written now (STATUS). Throws when not. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** The store could not be used (I/O error, etcd unreachable, ...). `retryable` maps to CNI code 11. */
+export class StoreError extends Error {
+  override name = "StoreError";
+  constructor(message: string, readonly retryable: boolean, options?: ErrorOptions) {
+    super(message, options);
+  }
+}
+
+export function sameOwner(a: Owner, b: Owner): boolean {
+  return a.containerID === b.containerID && a.ifName === b.ifName;
+}
