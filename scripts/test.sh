@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The test command (`npm test`): installs what the tests need when missing, type-checks, builds
+# dist/kube-ipam and runs every test against it. Extra arguments go to `bun test` (a path filter).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
+[ -x /usr/lib/cni/bridge ] || missing+=(containernetworking-plugins)
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "The tests need these Debian packages: ${missing[*]} (run as root to install them automatically)" >&2
+    exit 1
+  fi
+  echo "Installing ${missing[*]}" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+[ -x node_modules/.bin/bun ] || npm ci --no-audit --no-fund
+node_modules/.bin/tsc --noEmit -p .
+npm run --silent build
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+node_modules/.bin/bun test --timeout 60000 "$@" 2>&1 | tee "$log" || status=$?
+passed=$(grep -Eo '^ *[0-9]+ pass$' "$log" | tail -1 | grep -Eo '[0-9]+' || echo 0)
+failed=$(grep -Eo '^ *[0-9]+ fail$' "$log" | tail -1 | grep -Eo '[0-9]+' || echo 0)
+echo "tests: ${passed} passed, ${failed} failed"
+exit "$status"
