@@ -13,5 +13,6 @@ export async function gcAttachments(store: NetworkStore, node: string, valid: re
   for (const a of stale) {
     if (await store.releaseIfUnchanged(a)) released.push(a);
   }
+  await store.sweep();
   return released;
 }

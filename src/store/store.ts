@@ -56,6 +56,8 @@ export interface NetworkStore {
   list(): Promise<Allocation[]>;
   /** The last address handed out by `node` in range set `rangeSet` (round-robin start). */
   cursor(node: string, rangeSet: number): Promise<IP | undefined>;
+  /** Removes what killed processes left behind; never touches a live or in-progress claim. */
+  sweep(): Promise<void>;
 }
 
 export interface Store {

@@ -19,7 +19,7 @@ import { type Allocation, type ClaimOptions, type ClaimOutcome, type NetworkStor
   type Store, StoreError } from "../store.ts";
 import { decodeRecord, encodeRecord, sameRecord } from "../record.ts";
 
-const TMP_MAX_AGE_MS = 60_000;
+const DEBRIS_AGE_MS = 60_000;
 
 function code(e: unknown): string | undefined {
   return (e as NodeJS.ErrnoException)?.code;
@@ -241,14 +241,38 @@ class FileNetworkStore implements NetworkStore {
     return Promise.resolve(out);
   }
 
-  /** Removes records-in-writing left by killed processes. */
-  sweepTmp(now = Date.now()): void {
+  /**
+   * Removes what killed processes left: files in tmp/ and owner entries whose claim never completed.
+   * Only debris older than a minute, so that a claim in progress (microseconds) is never touched.
+   */
+  sweep(now = Date.now()): Promise<void> {
+    const old = (path: string) => {
+      try {
+        return now - statSync(path).mtimeMs > DEBRIS_AGE_MS;
+      } catch {
+        return false;
+      }
+    };
     for (const name of tolerateMissing("list", this.#tmp, [] as string[], () => readdirSync(this.#tmp))) {
       const path = join(this.#tmp, name);
-      try {
-        if (now - statSync(path).mtimeMs > TMP_MAX_AGE_MS) unlinkSync(path);
-      } catch { /* raced with its owner: fine */ }
+      if (old(path)) tolerateMissing("remove", path, undefined, () => unlinkSync(path));
     }
+    for (const containerID of tolerateMissing("list", this.#owners, [] as string[], () => readdirSync(this.#owners))) {
+      const cdir = join(this.#owners, containerID);
+      for (const ifName of tolerateMissing("list", cdir, [] as string[], () => readdirSync(cdir))) {
+        const owner = { containerID, ifName };
+        const dir = this.#ownerDir(owner);
+        for (const hex of tolerateMissing("list", dir, [] as string[], () => readdirSync(dir))) {
+          const entry = join(dir, hex);
+          const ino = this.#inode(entry);
+          if (ino !== undefined && ino !== this.#inode(join(this.#ips, hex)) && old(entry)) {
+            tolerateMissing("remove", entry, undefined, () => unlinkSync(entry));
+          }
+        }
+        this.#pruneOwnerDir(owner);
+      }
+    }
+    return Promise.resolve();
   }
 }
 
