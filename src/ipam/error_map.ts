@@ -1,6 +1,7 @@
 // The one place where any error becomes a CNI error code.
 import { CniError, ErrorCode } from "../cni/errors.ts";
 import { ConfigError, DecodeError } from "../config/errors.ts";
+import { EtcdConfigError, EtcdRequestError, EtcdTlsError, EtcdUnavailableError } from "../store/etcd/errors.ts";
 import { StoreError } from "../store/store.ts";
 import { AddressInUseError, AddressReservedError, AddressUnavailableError, PoolExhaustedError } from "./errors.ts";
 
@@ -11,6 +12,11 @@ export function toCniError(e: unknown): CniError {
   if (e instanceof StoreError) {
     return new CniError(e.retryable ? ErrorCode.TryAgainLater : ErrorCode.IOFailure, e.message, "", { cause: e });
   }
+  if (e instanceof EtcdUnavailableError) return new CniError(ErrorCode.TryAgainLater, e.message, "", { cause: e });
+  if (e instanceof EtcdTlsError || e instanceof EtcdConfigError) {
+    return new CniError(ErrorCode.InvalidConfig, e.message, "ipam.etcdConfig", { cause: e });
+  }
+  if (e instanceof EtcdRequestError) return new CniError(ErrorCode.IOFailure, e.message, "", { cause: e });
   if (e instanceof PoolExhaustedError) return new CniError(ErrorCode.PoolExhausted, e.message, e.network, { cause: e });
   if (e instanceof AddressInUseError) return new CniError(ErrorCode.AddressInUse, e.message, e.ip, { cause: e });
   if (e instanceof AddressReservedError) return new CniError(ErrorCode.AddressReserved, e.message, e.ip, { cause: e });

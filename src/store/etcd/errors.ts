@@ -102,8 +102,9 @@ export function fetchFailure(err: unknown, endpoint: string, timeoutMs: number, 
 /** Maps a non-2xx answer, or an error carried in a 2xx body (lease keepalive streams, lease grant). */
 export function answerFailure(status: number, body: unknown, endpoint: string): Failure {
   // etcd 3.4: {"error": "...", "message": "...", "code": 14}; streams: {"error": {...}}; proxies: text.
-  const b = (typeof body === "object" && body !== null ? body : {}) as { error?: unknown; message?: unknown; code?: unknown };
-  const inner = typeof b.error === "object" && b.error !== null ? (b.error as typeof b) : b;
+  type ErrorBody = { error?: unknown; message?: unknown; code?: unknown };
+  const b = (typeof body === "object" && body !== null ? body : {}) as ErrorBody;
+  const inner = typeof b.error === "object" && b.error !== null ? (b.error as ErrorBody) : b;
   const message = typeof inner.message === "string" && inner.message ? inner.message
     : typeof inner.error === "string" && inner.error ? inner.error
     : typeof body === "string" && body.trim() ? `HTTP status ${status}: "${body.trim().slice(0, 200)}"`

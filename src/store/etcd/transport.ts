@@ -1,6 +1,8 @@
 // One JSON POST to etcd's gateway, with failover: a connection-level failure, a timeout or a "no leader"
 // answer moves on to the next endpoint, round after round with a short backoff, until the call's deadline.
-import { answerFailure, EtcdConfigError, EtcdRequestError, exhausted, type Failure, fetchFailure, type TlsFiles } from "./errors.ts";
+import {
+  answerFailure, EtcdConfigError, EtcdRequestError, exhausted, type Failure, fetchFailure, type TlsFiles,
+} from "./errors.ts";
 
 export interface TransportOptions {
   readonly endpoints: readonly string[];
@@ -35,13 +37,12 @@ export class Transport {
     const payload = JSON.stringify(body);
     const deadline = Date.now() + deadlineMs;
     const last = new Map<string, Failure>();
+    const healable = (e: string) => last.get(e)?.retryable !== false; // TLS trouble does not heal by retrying
     for (let round = 0; ; round++) {
-      let tried = 0;
       for (const endpoint of this.#order()) {
-        if (last.get(endpoint)?.retryable === false) continue; // TLS trouble does not heal by retrying
+        if (!healable(endpoint)) continue;
         const left = deadline - Date.now();
         if (left <= 0) break;
-        tried++;
         const attempt = await this.#attempt(endpoint, path, payload, Math.min(requestTimeoutMs, left));
         if (attempt.ok) {
           lastAnswered.set(this.#key, endpoint);
@@ -52,7 +53,7 @@ export class Transport {
         last.set(endpoint, f);
       }
       const left = deadline - Date.now();
-      if (tried === 0 || left <= 0) throw exhausted(endpoints, last);
+      if (left <= 0 || !endpoints.some(healable)) throw exhausted(endpoints, last);
       await Bun.sleep(Math.min(left, backoffMs(round)));
     }
   }
@@ -111,7 +112,8 @@ export function parseEndpoints(raw: readonly string[]): string[] {
     try {
       url = new URL(String(s).trim());
     } catch (cause) {
-      throw new EtcdConfigError(`Cannot use etcd endpoint "${s}": not a URL such as "https://127.0.0.1:2379"`, { cause });
+      const hint = `not a URL such as "https://127.0.0.1:2379"`;
+      throw new EtcdConfigError(`Cannot use etcd endpoint "${s}": ${hint}`, { cause });
     }
     if (url.protocol !== "http:" && url.protocol !== "https:") {
       throw new EtcdConfigError(`Cannot use etcd endpoint "${s}": the scheme must be http or https`);
