@@ -49,13 +49,35 @@ export async function* freeAddresses(store: NetworkStore, pool: Pool, cursor: IP
   }
 }
 
+/** FNV-1a: a stable, well-spread number from a node name. */
+function hashName(name: string): bigint {
+  let h = 0xcbf29ce484222325n;
+  for (const byte of new TextEncoder().encode(name)) h = ((h ^ BigInt(byte)) * 0x100000001b3n) & 0xffffffffffffffffn;
+  return h;
+}
+
+/**
+ * Where a node without a cursor starts in a shared pool: a point derived from its name, so that new
+ * nodes spread over the pool instead of all racing for its first address.
+ */
+export function startingCursor(set: RangeSet, node: string): IP {
+  const sizes = set.map((r) => r.rangeEnd.value - r.rangeStart.value + 1n);
+  let offset = hashName(node) % sizes.reduce((a, b) => a + b, 0n);
+  for (let i = 0; i < set.length; i++) {
+    if (offset < sizes[i]!) return { family: rangeSetFamily(set), value: set[i]!.rangeStart.value + offset };
+    offset -= sizes[i]!;
+  }
+  return set[0]!.rangeStart;
+}
+
 /** Claims the next free address of the pool for `record` (its ip is filled in). */
 export async function allocateDynamic(
   store: NetworkStore,
   pool: Pool,
   record: Omit<Allocation, "ip">,
 ): Promise<{ allocation: Allocation; range: Range }> {
-  const cursor = await store.cursor(record.node, pool.index);
+  const cursor = (await store.cursor(record.node, pool.index)) ??
+    (store.shared ? startingCursor(pool.set, record.node) : undefined);
   for await (const { ip, range } of freeAddresses(store, pool, cursor)) {
     const allocation: Allocation = { ...record, ip: formatIP(ip) };
     const outcome = await store.claim(ip, allocation, { advanceCursor: true });

@@ -43,6 +43,8 @@ export interface ClaimOptions {
 /** One network's pool. */
 export interface NetworkStore {
   readonly network: string;
+  /** True when many nodes share the pool (etcd): nodes then start their scans at different points. */
+  readonly shared: boolean;
   /** Takes `ip` for `record` if nobody holds it, atomically. A lost race is `claimed: false`, not an error. */
   claim(ip: IP, record: Allocation, opts?: ClaimOptions): Promise<ClaimOutcome>;
   /** Addresses held in [from, to], ascending, at most `limit` of them. */

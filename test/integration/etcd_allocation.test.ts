@@ -78,8 +78,8 @@ describe("etcd store", () => {
     const b = etcdNetConf(etcd.endpoint, { subnet: "10.31.0.0/29", etcdConfig: { ...a.ipam.etcdConfig } });
     const ra = await runPlugin(a, { command: "ADD", containerID: "same" });
     const rb = await runPlugin(b, { command: "ADD", containerID: "same" });
-    expect(addressOf(ra)).toBe("10.31.0.2");
-    expect(addressOf(rb)).toBe("10.31.0.2");
+    // Same node, same subnet: the same first address in each pool, held twice without conflict.
+    expect(addressOf(rb)).toBe(addressOf(ra));
     expect((await ls(a)).map((x) => x.network)).toEqual([a.name]);
     expect((await ls(b)).map((x) => x.network)).toEqual([b.name]);
     await runPlugin(a, { command: "DEL", containerID: "same" });

@@ -9,6 +9,7 @@ import { createRevision, del, EtcdClient, get, type KeyValue, modRevision, prefi
 import { NetworkKeys, networksPrefix } from "./keys.ts";
 
 class EtcdNetworkStore implements NetworkStore {
+  readonly shared = true;
   readonly #etcd: EtcdClient;
   readonly #keys: NetworkKeys;
 

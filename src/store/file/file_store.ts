@@ -42,6 +42,7 @@ function tolerateMissing<T>(action: string, path: string, fallback: T, fn: () =>
 let tmpCounter = 0;
 
 class FileNetworkStore implements NetworkStore {
+  readonly shared = false;
   readonly #dir: string;
   readonly #ips: string;
   readonly #owners: string;
