@@ -50,11 +50,11 @@ export async function loadKubeConfig(path: string): Promise<KubeConfig> {
     throw new KubeConfigError(path, `Cannot load kubeconfig "${path}": ${msg}`, { cause });
   };
   const text = readText(path, (reason, cause) => fail(reason, cause));
-  // Loaded here, not at the top: only a plugin configured with a kubeconfig pays for the parser.
-  const { parse } = await import("yaml");
+  // Bun's built-in parser: the `yaml` package cost about 14 ms per plugin start (measured in a
+  // compiled binary), Bun.YAML about 1 ms.
   let doc: unknown;
   try {
-    doc = parse(text, { logLevel: "error" });
+    doc = Bun.YAML.parse(text);
   } catch (e) {
     fail(`invalid YAML: ${firstLine(e)}`, e);
   }

@@ -1,0 +1,391 @@
+// An HTTPS stand-in for the Kubernetes API: the few GETs kube-ipam makes, answered the way the real
+// API server answers them (objects, lists with limit/continue, Status errors), plus fault controls.
+//
+//   const api = startKubeApi(pki);                 // bearer token; startKubeApi(pki, { auth: "client-cert" })
+//   api.setPod(makePod({ namespace: "default", name: "web-0", ownerStatefulSet: "web" }));
+//   const kubeconfig = api.writeKubeconfig(dir, "token");
+//   ... api.requests.length ...; api.stop();
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Server } from "bun";
+import type { Pod, StatefulSet, Status } from "../../src/k8s/types.ts";
+import type { CertPair, TestPki } from "./certs.ts";
+
+export type KubeApiAuth = "token" | "client-cert";
+export type KubeconfigVariant = "token" | "client-cert" | "token-file-paths";
+
+export interface KubeApiOptions {
+  /** "token" (default) checks `Authorization: Bearer`; "client-cert" requires a certificate from the test CA. */
+  readonly auth?: KubeApiAuth;
+  readonly token?: string;
+}
+
+export interface WriteKubeconfigOptions {
+  /** "data" embeds certificates and token; "paths" writes them beside the kubeconfig, referenced relatively. */
+  readonly form?: "data" | "paths";
+  /** Token to put in the kubeconfig; default the server's. */
+  readonly token?: string;
+  /** Client certificate for "client-cert"; default the test CA's client. */
+  readonly client?: CertPair;
+  /** Default this server's url. */
+  readonly server?: string;
+  /** File name inside dir; default "kubeconfig". */
+  readonly file?: string;
+}
+
+const EXPIRED_MESSAGE = "The provided continue parameter is too old to display a consistent list result. " +
+  "You can start a new list without the continue parameter, or use the continue token in this response to " +
+  "retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list " +
+  "- objects that were created, modified, or deleted between the time the first chunk was returned and now " +
+  "may show up in the list.";
+
+const REASONS: Readonly<Record<number, string>> = {
+  400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 405: "MethodNotAllowed",
+  410: "Expired", 429: "TooManyRequests", 500: "InternalError", 503: "ServiceUnavailable", 504: "Timeout",
+};
+
+interface Resource {
+  readonly plural: "pods" | "statefulsets";
+  readonly group: string; // "" for the core group
+  readonly apiVersion: string;
+  readonly kind: string;
+  readonly objects: Map<string, Pod | StatefulSet>; // by "namespace/name"
+}
+
+export class KubeApi {
+  /** Every request as "GET /path?query", in arrival order. */
+  readonly requests: string[] = [];
+  readonly url: string;
+  readonly token: string;
+  readonly auth: KubeApiAuth;
+  /** Called as each request arrives, before it is answered: lets a test change the world mid-list. */
+  onRequest: ((request: string) => void) | undefined;
+  readonly #pki: TestPki;
+  readonly #server: Server<undefined>;
+  readonly #pods: Resource = { plural: "pods", group: "", apiVersion: "v1", kind: "Pod", objects: new Map() };
+  readonly #sets: Resource = {
+    plural: "statefulsets", group: "apps", apiVersion: "apps/v1", kind: "StatefulSet", objects: new Map(),
+  };
+  #resourceVersion = 1000;
+  #compactedAt = 0;
+  #failStatus: number | undefined;
+  #failAfter = 0;
+  #delayMs = 0;
+  readonly #waiting = new Set<() => void>();
+
+  constructor(pki: TestPki, options: KubeApiOptions = {}) {
+    this.#pki = pki;
+    this.auth = options.auth ?? "token";
+    this.token = options.token ?? "test-token-0123456789";
+    const clientCert = this.auth === "client-cert";
+    this.#server = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      tls: {
+        cert: readFileSync(pki.server.cert, "utf8"),
+        key: readFileSync(pki.server.key, "utf8"),
+        ...(clientCert ? { ca: readFileSync(pki.ca.cert, "utf8"), requestCert: true, rejectUnauthorized: true } : {}),
+      },
+      fetch: (req) => this.#handle(req),
+    });
+    this.url = `https://127.0.0.1:${this.#server.port}`;
+  }
+
+  /** Stores a pod (replacing one of the same namespace/name) with a fresh resourceVersion; returns it. */
+  setPod(pod: Pod): Pod {
+    return this.#set(this.#pods, pod) as Pod;
+  }
+
+  deletePod(namespace: string, name: string): boolean {
+    return this.#delete(this.#pods, namespace, name);
+  }
+
+  setStatefulSet(sts: StatefulSet): StatefulSet {
+    return this.#set(this.#sets, sts) as StatefulSet;
+  }
+
+  deleteStatefulSet(namespace: string, name: string): boolean {
+    return this.#delete(this.#sets, namespace, name);
+  }
+
+  /** Answers every request with this HTTP status (a Status body), after `after` more normal answers; undefined heals. */
+  failWith(status: number | undefined, options: { after?: number } = {}): void {
+    this.#failStatus = status;
+    this.#failAfter = options.after ?? 0;
+  }
+
+  /** Holds every answer back this long; 0 releases the ones waiting. */
+  delay(ms: number): void {
+    this.#delayMs = ms;
+    if (ms === 0) this.#release();
+  }
+
+  /** Like an etcd compaction: every continue token handed out so far now gets 410 Expired. */
+  expireContinueTokens(): void {
+    this.#compactedAt = this.#resourceVersion;
+  }
+
+  /** Closes the port: the API becomes unreachable. */
+  stop(): void {
+    this.#release();
+    this.#server.stop(true);
+  }
+
+  /** Writes a kubeconfig for this server in dir and returns its path. */
+  writeKubeconfig(dir: string, variant: KubeconfigVariant, options: WriteKubeconfigOptions = {}): string {
+    const form = variant === "token-file-paths" ? "paths" : options.form ?? "data";
+    const token = options.token ?? this.token;
+    const client = options.client ?? this.#pki.client;
+    mkdirSync(dir, { recursive: true });
+    const b64 = (path: string) => readFileSync(path).toString("base64");
+    const copy = (from: string, name: string) => {
+      mkdirSync(join(dir, "pki"), { recursive: true });
+      copyFileSync(from, join(dir, "pki", name));
+      return `pki/${name}`; // relative: resolved against the kubeconfig's directory
+    };
+    const ca = form === "data"
+      ? `certificate-authority-data: ${b64(this.#pki.ca.cert)}`
+      : `certificate-authority: ${copy(this.#pki.ca.cert, "ca.crt")}`;
+    let user: string[];
+    if (variant === "client-cert") {
+      user = form === "data"
+        ? [`client-certificate-data: ${b64(client.cert)}`, `client-key-data: ${b64(client.key)}`]
+        : [`client-certificate: ${copy(client.cert, "client.crt")}`, `client-key: ${copy(client.key, "client.key")}`];
+    } else if (variant === "token-file-paths") {
+      mkdirSync(join(dir, "pki"), { recursive: true });
+      writeFileSync(join(dir, "pki", "token"), `${token}\n`);
+      user = ["tokenFile: pki/token"];
+    } else {
+      user = [`token: ${token}`];
+    }
+    const text = [
+      "apiVersion: v1",
+      "kind: Config",
+      "clusters:",
+      "- cluster:",
+      `    ${ca}`,
+      `    server: ${options.server ?? this.url}`,
+      "  name: test",
+      "contexts:",
+      "- context:",
+      "    cluster: test",
+      "    user: kube-ipam",
+      "  name: kube-ipam@test",
+      "current-context: kube-ipam@test",
+      "preferences: {}",
+      "users:",
+      "- name: kube-ipam",
+      "  user:",
+      ...user.map((line) => `    ${line}`),
+      "",
+    ].join("\n");
+    const path = join(dir, options.file ?? "kubeconfig");
+    writeFileSync(path, text, { mode: 0o600 });
+    return path;
+  }
+
+  async #handle(req: Request): Promise<Response> {
+    const url = new URL(req.url);
+    const request = `${req.method} ${url.pathname}${url.search}`;
+    this.requests.push(request);
+    this.onRequest?.(request);
+    if (this.#delayMs > 0) await this.#wait(this.#delayMs);
+    if (this.#failStatus !== undefined) {
+      if (this.#failAfter > 0) this.#failAfter--;
+      else return status(this.#failStatus, `injected failure ${this.#failStatus}`);
+    }
+    if (this.auth === "token" && req.headers.get("authorization") !== `Bearer ${this.token}`) {
+      return status(401, "Unauthorized");
+    }
+    if (req.method !== "GET") return status(405, `the server does not allow this method on the requested resource`);
+    return this.#route(url);
+  }
+
+  #route(url: URL): Response {
+    const p = url.pathname;
+    let m: RegExpMatchArray | null;
+    for (const r of [this.#pods, this.#sets]) {
+      const base = r.group ? `/apis/${r.apiVersion}` : `/api/${r.apiVersion}`;
+      const prefix = escape(base);
+      if ((m = p.match(new RegExp(`^${prefix}/namespaces/([^/]+)/${r.plural}/([^/]+)$`)))) {
+        return this.#get(r, decodeURIComponent(m[1]!), decodeURIComponent(m[2]!));
+      }
+      if ((m = p.match(new RegExp(`^${prefix}(?:/namespaces/([^/]+))?/${r.plural}$`)))) {
+        return this.#list(r, m[1] === undefined ? undefined : decodeURIComponent(m[1]), url.searchParams);
+      }
+    }
+    return json(404, statusBody(404, "the server could not find the requested resource", {}));
+  }
+
+  #get(r: Resource, namespace: string, name: string): Response {
+    const obj = r.objects.get(`${namespace}/${name}`);
+    if (!obj) {
+      const kind = r.group ? `${r.plural}.${r.group}` : r.plural;
+      const details = r.group ? { name, group: r.group, kind: r.plural } : { name, kind: r.plural };
+      return json(404, statusBody(404, `${kind} "${name}" not found`, details));
+    }
+    return json(200, { kind: r.kind, apiVersion: r.apiVersion, ...obj });
+  }
+
+  #list(r: Resource, namespace: string | undefined, query: URLSearchParams): Response {
+    let listRV = String(this.#resourceVersion);
+    let after = "";
+    const cont = query.get("continue");
+    if (cont) {
+      let parsed: { rv?: unknown; start?: unknown };
+      try {
+        parsed = JSON.parse(Buffer.from(cont, "base64url").toString("utf8"));
+      } catch {
+        return status(400, `continue key is not valid: illegal base64 data`);
+      }
+      if (typeof parsed.rv !== "string" || typeof parsed.start !== "string") {
+        return status(400, "continue key is not valid: incorrect encoded start resourceVersion");
+      }
+      if (Number(parsed.rv) <= this.#compactedAt) return status(410, EXPIRED_MESSAGE);
+      listRV = parsed.rv;
+      after = parsed.start;
+    }
+    const keys = [...r.objects.keys()]
+      .filter((k) => namespace === undefined || k.startsWith(`${namespace}/`))
+      .sort()
+      .filter((k) => k > after);
+    const limit = Number(query.get("limit") ?? 0);
+    const page = limit > 0 ? keys.slice(0, limit) : keys;
+    const metadata: Record<string, unknown> = { resourceVersion: listRV };
+    if (page.length < keys.length) {
+      metadata.continue = Buffer.from(JSON.stringify({ rv: listRV, start: page.at(-1) })).toString("base64url");
+      metadata.remainingItemCount = keys.length - page.length;
+    }
+    return json(200, {
+      kind: `${r.kind}List`,
+      apiVersion: r.apiVersion,
+      metadata,
+      items: page.map((k) => r.objects.get(k)),
+    });
+  }
+
+  #set(r: Resource, obj: Pod | StatefulSet): Pod | StatefulSet {
+    const { kind: _k, apiVersion: _a, ...rest } = obj;
+    const stored = { ...rest, metadata: { ...obj.metadata, resourceVersion: String(++this.#resourceVersion) } };
+    r.objects.set(`${obj.metadata.namespace ?? "default"}/${obj.metadata.name}`, stored);
+    return stored;
+  }
+
+  #delete(r: Resource, namespace: string, name: string): boolean {
+    this.#resourceVersion++;
+    return r.objects.delete(`${namespace}/${name}`);
+  }
+
+  #wait(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.#waiting.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.#waiting.add(done);
+    });
+  }
+
+  #release(): void {
+    for (const done of [...this.#waiting]) done();
+  }
+}
+
+/** Starts a stand-in on a random loopback port. */
+export function startKubeApi(pki: TestPki, options: KubeApiOptions = {}): KubeApi {
+  return new KubeApi(pki, options);
+}
+
+export interface MakePodOptions {
+  readonly namespace?: string;
+  readonly name: string;
+  readonly uid?: string;
+  readonly annotations?: Record<string, string>;
+  /** The StatefulSet (or its name) that controls the pod. */
+  readonly ownerStatefulSet?: string | StatefulSet;
+  readonly nodeName?: string;
+  readonly phase?: "Pending" | "Running" | "Succeeded" | "Failed" | "Unknown";
+  /** Marks the pod terminating. */
+  readonly deletionTimestamp?: string;
+  readonly podIPs?: readonly string[];
+}
+
+/** A pod as the API would return it: random uid, timestamps, StatefulSet labels and owner reference. */
+export function makePod(options: MakePodOptions): Pod {
+  const { namespace = "default", name, nodeName = "node-1", phase = "Running", podIPs = [] } = options;
+  const owner = options.ownerStatefulSet;
+  const ownerName = typeof owner === "string" ? owner : owner?.metadata.name;
+  const ownerUid = typeof owner === "object" ? owner.metadata.uid : crypto.randomUUID();
+  const labels: Record<string, string> = { app: ownerName ?? name };
+  if (ownerName) {
+    labels["controller-revision-hash"] = `${ownerName}-5d8f7c9b6d`;
+    labels["statefulset.kubernetes.io/pod-name"] = name;
+    const index = name.slice(ownerName.length + 1);
+    if (/^\d+$/.test(index)) labels["apps.kubernetes.io/pod-index"] = index;
+  }
+  return {
+    apiVersion: "v1",
+    kind: "Pod",
+    metadata: {
+      name,
+      namespace,
+      uid: options.uid ?? crypto.randomUUID(),
+      creationTimestamp: new Date().toISOString().replace(/\.\d+Z$/, "Z"),
+      labels,
+      ...(options.annotations ? { annotations: options.annotations } : {}),
+      ...(options.deletionTimestamp
+        ? { deletionTimestamp: options.deletionTimestamp, deletionGracePeriodSeconds: 30 }
+        : {}),
+      ...(ownerName
+        ? {
+          ownerReferences: [{
+            apiVersion: "apps/v1", kind: "StatefulSet", name: ownerName, uid: ownerUid,
+            controller: true, blockOwnerDeletion: true,
+          }],
+        }
+        : {}),
+    },
+    spec: { nodeName },
+    status: {
+      phase,
+      ...(podIPs.length ? { podIP: podIPs[0], podIPs: podIPs.map((ip) => ({ ip })) } : {}),
+    },
+  };
+}
+
+export function makeStatefulSet(options: { namespace?: string; name: string; uid?: string; replicas?: number }): StatefulSet {
+  const { namespace = "default", name, replicas = 1 } = options;
+  return {
+    apiVersion: "apps/v1",
+    kind: "StatefulSet",
+    metadata: {
+      name,
+      namespace,
+      uid: options.uid ?? crypto.randomUUID(),
+      creationTimestamp: new Date().toISOString().replace(/\.\d+Z$/, "Z"),
+    },
+    spec: { replicas, serviceName: name },
+    status: { replicas },
+  };
+}
+
+function statusBody(code: number, message: string, details?: Status["details"]): Status {
+  return {
+    kind: "Status", apiVersion: "v1", metadata: {}, status: "Failure", message,
+    reason: REASONS[code] ?? "Unknown", ...(details ? { details } : {}), code,
+  };
+}
+
+function status(code: number, message: string): Response {
+  return json(code, statusBody(code, message));
+}
+
+function json(code: number, body: unknown): Response {
+  return new Response(JSON.stringify(body), { status: code, headers: { "Content-Type": "application/json" } });
+}
+
+function escape(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
+}
