@@ -119,6 +119,7 @@ function parseRoutes(ipam: Obj): Route[] {
     const field = `ipam.routes[${i}]`;
     if (!isObject(r)) throw new ConfigError(field, `expected {"dst": CIDR, "gw"?: IP}, got ${JSON.stringify(r)}`);
     const dst = typeof r.dst === "string" ? tryParseCIDR(r.dst) : undefined;
+    if (r.dst === undefined) throw new ConfigError(`${field}.dst`, "is missing: every route needs a destination CIDR");
     if (!dst) throw new ConfigError(`${field}.dst`, `${JSON.stringify(r.dst)} is not a CIDR`);
     const gw = optionalString(r, "gw", `${field}.gw`);
     if (gw !== undefined) {
@@ -156,6 +157,8 @@ function parseIPList(values: readonly unknown[], field: string): IP[] {
 function parseValidAttachments(conf: Obj): Attachment[] | undefined {
   const raw = conf["cni.dev/valid-attachments"];
   if (raw === undefined) return undefined;
+  // libcni sends a Go nil slice, JSON null, when no attachment of the network is valid any more.
+  if (raw === null) return [];
   if (!Array.isArray(raw)) throw new ConfigError("cni.dev/valid-attachments", "expected an array");
   return raw.map((a, i) => {
     if (!isObject(a) || typeof a.containerID !== "string" || typeof a.ifname !== "string") {

@@ -61,7 +61,11 @@ async function execute(env: CniEnv, config: IpamConfig, log: Logger): Promise<un
         await check(net, config, owner);
         return undefined;
       case "GC": {
-        const released = await gcAttachments(net, config.nodeName, config.validAttachments ?? []);
+        if (!config.validAttachments) {
+          // Without the list every allocation of this node would look stale: refuse rather than guess.
+          throw new ConfigError("cni.dev/valid-attachments", "GC needs the list of valid attachments (CNI 1.1.0)");
+        }
+        const released = await gcAttachments(net, config.nodeName, config.validAttachments);
         if (released.length) log.info("gc released", { ips: released.map((a) => a.ip) });
         return undefined;
       }
@@ -81,7 +85,6 @@ export async function runCni(processEnv: Record<string, string | undefined>, std
   let version: CniVersion = CURRENT_VERSION;
   let log: Logger | undefined;
   let env: CniEnv | undefined;
-  let ips: unknown;
   try {
     env = readCniEnv(processEnv);
     const text = await stdin();
@@ -100,13 +103,13 @@ export async function runCni(processEnv: Record<string, string | undefined>, std
     });
     log = new Logger(config.logFile, config.logLevel);
     const out = await execute(env, config, log);
-    ips = (out as { ips?: unknown } | undefined)?.ips;
-    log.info(`${env.command} ok`, entry(env, config.network, started, { ips }));
+    const ips = (out as { ips?: unknown } | undefined)?.ips;
+    log.info(`${env.command} ok`, entry(env, config.network, started, { outcome: "ok", ips }));
     return { stdout: out === undefined ? "" : JSON.stringify(out), exitCode: 0 };
   } catch (e) {
     const err = toCniError(e);
     (log ?? new Logger(DEFAULT_LOG_FILE)).error(`${env?.command ?? processEnv.CNI_COMMAND} failed`,
-      entry(env, undefined, started, { code: err.code, error: err.message, details: err.details || undefined }));
+      entry(env, undefined, started, { outcome: "error", code: err.code, error: err.message, details: err.details || undefined }));
     const out = errorToJSON(err, isSupportedVersion(version) ? version : CURRENT_VERSION);
     return { stdout: JSON.stringify(out), exitCode: 1 };
   }

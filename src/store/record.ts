@@ -3,8 +3,14 @@ import type { Allocation, AllocationKind } from "./store.ts";
 
 const KINDS: readonly AllocationKind[] = ["dynamic", "requested", "fixed", "sticky"];
 
+const FIELDS: readonly (keyof Allocation)[] = ["ip", "network", "containerID", "ifName", "podNamespace", "podName",
+  "podUID", "node", "kind", "rangeSet", "allocatedAt", "parkedAt"];
+
+/** Canonical JSON: fixed field order, absent fields left out, so equal records encode equally. */
 export function encodeRecord(a: Allocation): string {
-  return JSON.stringify(a);
+  const out: Record<string, unknown> = {};
+  for (const k of FIELDS) if (a[k] !== undefined) out[k] = a[k];
+  return JSON.stringify(out);
 }
 
 /** Parses a stored record; undefined for anything torn or foreign (never trusted blindly). */
@@ -21,6 +27,11 @@ export function decodeRecord(text: string): Allocation | undefined {
   if (!strings.every((k) => typeof r[k] === "string")) return undefined;
   if (!KINDS.includes(r.kind as AllocationKind) || typeof r.rangeSet !== "number") return undefined;
   return r as unknown as Allocation;
+}
+
+/** Exactly the same record, parked state included: the compare of every compare-and-swap. */
+export function identical(a: Allocation, b: Allocation): boolean {
+  return encodeRecord(a) === encodeRecord(b);
 }
 
 /** The same claim: same address, owner and time (a re-claim by the same owner is a new claim). */

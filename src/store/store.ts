@@ -28,6 +28,19 @@ export interface Allocation {
   readonly rangeSet: number;
   /** ISO 8601. */
   readonly allocatedAt: string;
+  /**
+   * Set when a sticky address outlives its container: it stays held for the pod name (namespace and
+   * name) and has no owner any more, so DEL of that container finds nothing.
+   */
+  readonly parkedAt?: string;
+}
+
+/** A named, cluster-wide list of addresses never handed out (Spiderpool's ReservedIP). */
+export interface Reservation {
+  readonly name: string;
+  /** Addresses, "A-B" ranges and CIDRs, as given. */
+  readonly entries: readonly string[];
+  readonly createdAt: string;
 }
 
 export type ClaimOutcome =
@@ -50,10 +63,20 @@ export interface NetworkStore {
   /** Addresses held in [from, to], ascending, at most `limit` of them. */
   heldBetween(family: 4 | 6, from: bigint, to: bigint, limit: number): Promise<IP[]>;
   findByOwner(owner: Owner): Promise<Allocation[]>;
-  /** Releases every address of `owner`; releasing nothing is not an error. Returns what was released. */
+  /**
+   * Releases every address of `owner`; releasing nothing is not an error. Sticky addresses are parked
+   * (kept for the pod name) instead. Returns the records as they were.
+   */
   releaseByOwner(owner: Owner): Promise<Allocation[]>;
-  /** Releases `ip` only if it is still held by the same record (same owner and time). */
+  /** Releases the address of `record` only if its record is still exactly `record` (compare-and-delete). */
   releaseIfUnchanged(record: Allocation): Promise<boolean>;
+  /**
+   * Compare-and-swap: if the address of `expected` is still held by exactly `expected`, it becomes
+   * `next` (a takeover, a sticky reclaim, parking). False when it changed meanwhile.
+   */
+  replace(expected: Allocation, next: Allocation): Promise<boolean>;
+  /** Sticky records (live or parked) kept for the pod `namespace/name`. */
+  findSticky(podNamespace: string, podName: string): Promise<Allocation[]>;
   get(ip: IP): Promise<Allocation | undefined>;
   list(): Promise<Allocation[]>;
   /** The last address handed out by `node` in range set `rangeSet` (round-robin start). */
@@ -67,6 +90,11 @@ export interface Store {
   readonly location: string;
   network(name: string): NetworkStore;
   networks(): Promise<string[]>;
+  reservations(): Promise<Reservation[]>;
+  /** Creates or replaces the reservation of that name. */
+  putReservation(r: Reservation): Promise<void>;
+  /** False when there was no such reservation. */
+  deleteReservation(name: string): Promise<boolean>;
   /** Checks the store can be read and written now (STATUS). Throws when not. */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -1,12 +1,17 @@
 // The cluster-wide store: one etcd key per address, claimed by a transaction that succeeds only if the
 // key is absent and writes the record, the owner index entry (and the node's cursor) together.
 // No lock of any kind: concurrent claimers of one address are ordered by etcd, exactly one wins.
+// docs/etcd.md explains the layout and why each transaction is correct.
 import type { EtcdStoreConfig } from "../../config/store_config.ts";
 import { type IP, ipFromHex, ipToHex, tryParseIP } from "../../ip/address.ts";
-import { decodeRecord, encodeRecord, sameRecord } from "../record.ts";
-import { type Allocation, type ClaimOptions, type ClaimOutcome, type NetworkStore, type Owner, type Store } from "../store.ts";
-import { createRevision, del, EtcdClient, get, type KeyValue, modRevision, prefixEnd, put, type TxnOp } from "./client.ts";
-import { NetworkKeys, networksPrefix } from "./keys.ts";
+import { decodeRecord, encodeRecord } from "../record.ts";
+import type { Allocation, ClaimOptions, ClaimOutcome, NetworkStore, Owner, Reservation, Store } from "../store.ts";
+import { createRevision, del, EtcdClient, get, type KeyValue, modRevision, prefixEnd, put, type TxnOp, value } from "./client.ts";
+import { NetworkKeys, networksPrefix, reservationKey } from "./keys.ts";
+
+function decodeAll(kvs: readonly KeyValue[]): Allocation[] {
+  return kvs.map((kv) => decodeRecord(kv.value)).filter((a): a is Allocation => a !== undefined);
+}
 
 class EtcdNetworkStore implements NetworkStore {
   readonly shared = true;
@@ -18,10 +23,37 @@ class EtcdNetworkStore implements NetworkStore {
     this.#keys = new NetworkKeys(prefix, network);
   }
 
+  /** The writes that make `record` the holder of `ip`: claim key, owner entry, sticky index. */
+  #holderWrites(ip: IP, record: Allocation): TxnOp[] {
+    const v = encodeRecord(record);
+    const ops = [put(this.#keys.ip(ip), v)];
+    if (!record.parkedAt) ops.push(put(this.#keys.owner(record, ip), v));
+    if (record.kind === "sticky" && record.podNamespace && record.podName) {
+      ops.push(put(this.#keys.sticky(record.podNamespace, record.podName, ip), this.#keys.ip(ip)));
+    }
+    return ops;
+  }
+
+  /** The owner index entry of `record`; parked records have none. */
+  #ownerKey(ip: IP, record: Allocation): string | undefined {
+    return record.parkedAt ? undefined : this.#keys.owner(record, ip);
+  }
+
+  /** The sticky index entry of `record`, if it is sticky. */
+  #stickyKey(ip: IP, record: Allocation): string | undefined {
+    return record.kind === "sticky" && record.podNamespace && record.podName
+      ? this.#keys.sticky(record.podNamespace, record.podName, ip)
+      : undefined;
+  }
+
+  /** Deletes of the index entries of `record` (not the claim key). */
+  #indexDeletes(ip: IP, record: Allocation): TxnOp[] {
+    return [this.#ownerKey(ip, record), this.#stickyKey(ip, record)].filter((k): k is string => !!k).map((k) => del(k));
+  }
+
   async claim(ip: IP, record: Allocation, opts?: ClaimOptions): Promise<ClaimOutcome> {
     const key = this.#keys.ip(ip);
-    const value = encodeRecord(record);
-    const writes: TxnOp[] = [put(key, value), put(this.#keys.owner(record, ip), value)];
+    const writes = this.#holderWrites(ip, record);
     if (opts?.advanceCursor) writes.push(put(this.#keys.cursor(record.node, record.rangeSet), ipToHex(ip)));
     const r = await this.#etcd.txn()
       .if(createRevision(key), "==", 0n)
@@ -46,62 +78,91 @@ class EtcdNetworkStore implements NetworkStore {
   }
 
   async findByOwner(owner: Owner): Promise<Allocation[]> {
-    return (await this.#ownerEntries(owner)).map((kv) => decodeRecord(kv.value)).filter((a): a is Allocation => !!a);
+    return decodeAll(await this.#ownerEntries(owner));
   }
 
   /**
-   * The owner index entry and the claim were written by one transaction, so they share a mod revision:
-   * deleting both only while the claim still has it can never remove a later claim by someone else.
+   * What DEL does to one owner entry: delete the claim, or park it when sticky. The entry and its claim
+   * were written by one transaction and share a mod revision; the caller guards on it, so a claim made
+   * later by someone else is never touched.
    */
-  #releaseOps(entry: KeyValue, record: Allocation): { guard: string; rev: bigint; ops: TxnOp[] } | undefined {
+  #releaseOps(entry: KeyValue, record: Allocation, now: string): { guard: string; ops: TxnOp[] } | undefined {
     const ip = tryParseIP(record.ip);
     if (!ip) return undefined;
     const claimKey = this.#keys.ip(ip);
-    return { guard: claimKey, rev: entry.modRevision, ops: [del(claimKey), del(entry.key)] };
+    if (record.kind === "sticky") {
+      return { guard: claimKey, ops: [...this.#holderWrites(ip, { ...record, parkedAt: now }), del(entry.key)] };
+    }
+    return { guard: claimKey, ops: [del(claimKey), ...this.#indexDeletes(ip, record)] };
   }
 
   async releaseByOwner(owner: Owner): Promise<Allocation[]> {
     const entries = await this.#ownerEntries(owner);
     if (entries.length === 0) return [];
-    const plans = entries.map((kv) => ({ kv, record: decodeRecord(kv.value) }));
+    const now = new Date().toISOString();
+    const plans = entries.map((kv) => {
+      const record = decodeRecord(kv.value);
+      return { kv, record, plan: record && this.#releaseOps(kv, record, now) };
+    });
     const txn = this.#etcd.txn();
     const ops: TxnOp[] = [];
-    for (const { kv, record } of plans) {
-      const plan = record && this.#releaseOps(kv, record);
+    for (const { kv, plan } of plans) {
       if (plan) {
-        txn.if(modRevision(plan.guard), "==", plan.rev);
+        txn.if(modRevision(plan.guard), "==", kv.modRevision);
         ops.push(...plan.ops);
       } else {
         ops.push(del(kv.key)); // an unreadable entry guards nothing: drop it
       }
     }
     const r = await txn.then(...ops).commit();
-    if (r.succeeded) return plans.map((p) => p.record).filter((a): a is Allocation => !!a);
-    // Rare: some claim changed under us (a concurrent release). Settle each entry on its own.
+    if (r.succeeded) return plans.map((p) => p.record).filter((a): a is Allocation => a !== undefined);
+    // Rare: some claim changed under us (a concurrent release or takeover). Settle each entry on its own.
     const released: Allocation[] = [];
-    for (const { kv, record } of plans) {
-      if (record && (await this.#releaseEntry(kv, record))) released.push(record);
+    for (const { kv, record, plan } of plans) {
+      if (!record || !plan) continue;
+      const one = await this.#etcd.txn().if(modRevision(plan.guard), "==", kv.modRevision).then(...plan.ops)
+        .else(del(kv.key)).commit();
+      if (one.succeeded) released.push(record);
     }
     return released;
-  }
-
-  async #releaseEntry(entry: KeyValue, record: Allocation): Promise<boolean> {
-    const plan = this.#releaseOps(entry, record);
-    if (!plan) return false;
-    const r = await this.#etcd.txn().if(modRevision(plan.guard), "==", plan.rev).then(...plan.ops)
-      .else(del(entry.key)).commit();
-    return r.succeeded;
   }
 
   async releaseIfUnchanged(record: Allocation): Promise<boolean> {
     const ip = tryParseIP(record.ip);
     if (!ip) return false;
-    const entry = (await this.#etcd.range(this.#keys.owner(record, ip))).kvs[0];
-    const current = entry && decodeRecord(entry.value);
-    if (!entry || !current || !sameRecord(current, record)) return false;
-    const plan = this.#releaseOps(entry, record)!;
-    const r = await this.#etcd.txn().if(modRevision(plan.guard), "==", plan.rev).then(...plan.ops).commit();
+    const key = this.#keys.ip(ip);
+    const r = await this.#etcd.txn()
+      .if(value(key), "==", encodeRecord(record))
+      .then(del(key), ...this.#indexDeletes(ip, record))
+      .commit();
     return r.succeeded;
+  }
+
+  async replace(expected: Allocation, next: Allocation): Promise<boolean> {
+    const ip = tryParseIP(expected.ip);
+    if (!ip || next.ip !== expected.ip) return false;
+    const key = this.#keys.ip(ip);
+    // Index entries `next` no longer has; etcd refuses a txn that names one key twice, so an entry
+    // that `next` rewrites is not deleted first.
+    const writes = this.#holderWrites(ip, next);
+    const rewritten = new Set(writes.map((op) => JSON.stringify(op.request.key)));
+    const stale = this.#indexDeletes(ip, expected).filter((op) => !rewritten.has(JSON.stringify(op.request.key)));
+    const r = await this.#etcd.txn()
+      .if(value(key), "==", encodeRecord(expected))
+      .then(...stale, ...writes)
+      .commit();
+    return r.succeeded;
+  }
+
+  async findSticky(podNamespace: string, podName: string): Promise<Allocation[]> {
+    const index = await this.#etcd.range(this.#keys.stickyPrefix(podNamespace, podName), { prefix: true });
+    const found: Allocation[] = [];
+    for (const kv of index.kvs) {
+      const claim = (await this.#etcd.range(kv.value)).kvs[0];
+      const rec = claim && decodeRecord(claim.value);
+      if (rec && rec.kind === "sticky" && rec.podNamespace === podNamespace && rec.podName === podName) found.push(rec);
+    }
+    return found;
   }
 
   async get(ip: IP): Promise<Allocation | undefined> {
@@ -110,8 +171,7 @@ class EtcdNetworkStore implements NetworkStore {
   }
 
   async list(): Promise<Allocation[]> {
-    const { kvs } = await this.#etcd.range(this.#keys.ips(), { prefix: true });
-    return kvs.map((kv) => decodeRecord(kv.value)).filter((a): a is Allocation => !!a);
+    return decodeAll((await this.#etcd.range(this.#keys.ips(), { prefix: true })).kvs);
   }
 
   async cursor(node: string, rangeSet: number): Promise<IP | undefined> {
@@ -157,6 +217,19 @@ export class EtcdStore implements Store {
     const { kvs } = await this.#etcd.range(base, { end: prefixEnd(base), keysOnly: true });
     for (const kv of kvs) names.add(kv.key.slice(base.length).split("/")[0]!);
     return [...names].sort();
+  }
+
+  async reservations(): Promise<Reservation[]> {
+    const { kvs } = await this.#etcd.range(reservationKey(this.prefix, ""), { prefix: true });
+    return kvs.map((kv) => JSON.parse(kv.value) as Reservation);
+  }
+
+  async putReservation(r: Reservation): Promise<void> {
+    await this.#etcd.put(reservationKey(this.prefix, r.name), JSON.stringify(r));
+  }
+
+  async deleteReservation(name: string): Promise<boolean> {
+    return (await this.#etcd.delete(reservationKey(this.prefix, name))).deleted > 0;
   }
 
   async ping(): Promise<void> {

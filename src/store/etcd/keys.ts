@@ -37,6 +37,15 @@ export class NetworkKeys {
     return `${this.ownerPrefix(owner)}${ip.family}-${ipToHex(ip)}`;
   }
 
+  /** `<root>/sticky/<namespace>/<pod>/`: the sticky addresses kept for a pod name (value: the claim key). */
+  stickyPrefix(podNamespace: string, podName: string): string {
+    return `${this.root}/sticky/${podNamespace}/${podName}/`;
+  }
+
+  sticky(podNamespace: string, podName: string, ip: IP): string {
+    return `${this.stickyPrefix(podNamespace, podName)}${ip.family}-${ipToHex(ip)}`;
+  }
+
   /** `<root>/cursors/<node>/<rangeSet>`: the last address that node handed out in that range set. */
   cursor(node: string, rangeSet: number): string {
     return `${this.root}/cursors/${encodeURIComponent(node)}/${rangeSet}`;
@@ -45,4 +54,9 @@ export class NetworkKeys {
 
 export function networksPrefix(prefix: string): string {
   return `${prefix}/networks/`;
+}
+
+/** `<prefix>/reserved/<name>`: reservations are cluster-wide, shared by every network. */
+export function reservationKey(prefix: string, name: string): string {
+  return `${prefix}/reserved/${name}`;
 }

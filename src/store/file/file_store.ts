@@ -1,24 +1,28 @@
 // The embedded store: plain files under dataDir, safe for many plugin processes on one host and for
-// a process killed at any instant. No locks: every state change is one atomic link/unlink/rename.
+// a process killed at any instant.
 //
-//   <dataDir>/<network>/ips/<hex>                        the claim: record JSON, one file per address
+//   <dataDir>/<network>/ips/<hex>                            the claim: record JSON, one file per address
 //   <dataDir>/<network>/owners/<containerID>/<ifName>/<hex>  hard link to the same inode (owner index)
-//   <dataDir>/<network>/cursors/<node>.<rangeSet>        last address handed out by that node
-//   <dataDir>/<network>/tmp/                             records being written
+//   <dataDir>/<network>/cursors/<node>.<rangeSet>            last address handed out by that node
+//   <dataDir>/<network>/tmp/                                 records being written
+//   <dataDir>/<network>/lock                                 flock(2) for changes to existing claims
+//   <dataDir>/_reserved/<name>.json                          reservations, shared by every network
 //
-// Claim: write the record to tmp/, link it into owners/, then link it to ips/<hex>; link(2) fails
-// with EEXIST when the address is held, so exactly one claimer wins and the record is complete
-// before anyone can see it. Release: unlink the owner entry first; only the process whose unlink
-// succeeds goes on to unlink ips/<hex>, and only if that is still the same inode. A crash leaves at
-// worst a tmp file or an owner entry whose ips/ link was never made; neither holds an address.
-import { closeSync, fsyncSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync,
-  rmdirSync, statSync, unlinkSync, writeSync } from "node:fs";
+// Claims take no lock: the record is written to tmp/, linked into owners/, then linked to ips/<hex>;
+// link(2) fails with EEXIST when the address is held, so exactly one claimer wins, and the record is
+// complete before anyone can see it. Changes to an existing claim (release, park, takeover) run under
+// the network's flock, which the kernel drops when a process dies, and each is one rename or unlink.
+// See docs/file-store.md.
+import { closeSync, fsyncSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmdirSync,
+  statSync, unlinkSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { type IP, ipFromHex, ipToHex, tryParseIP } from "../../ip/address.ts";
-import { type Allocation, type ClaimOptions, type ClaimOutcome, type NetworkStore, type Owner, sameOwner,
-  type Store, StoreError } from "../store.ts";
-import { decodeRecord, encodeRecord, sameRecord } from "../record.ts";
+import { decodeRecord, encodeRecord, identical } from "../record.ts";
+import { type Allocation, type ClaimOptions, type ClaimOutcome, type NetworkStore, type Owner, type Reservation,
+  sameOwner, type Store, StoreError } from "../store.ts";
+import { withFileLock } from "./flock.ts";
 
+/** Debris (tmp files, owner entries of claims that never completed) is removed only when this old. */
 const DEBRIS_AGE_MS = 60_000;
 
 function code(e: unknown): string | undefined {
@@ -39,7 +43,42 @@ function tolerateMissing<T>(action: string, path: string, fallback: T, fn: () =>
   }
 }
 
+function listDir(path: string): string[] {
+  return tolerateMissing("list", path, [] as string[], () => readdirSync(path));
+}
+
+function removeFile(path: string): void {
+  tolerateMissing("remove", path, undefined, () => unlinkSync(path));
+}
+
+function inode(path: string): number | undefined {
+  return tolerateMissing("stat", path, undefined, () => statSync(path).ino);
+}
+
+function readRecord(path: string): Allocation | undefined {
+  const text = tolerateMissing("read", path, undefined, () => readFileSync(path, "utf8"));
+  return text === undefined ? undefined : decodeRecord(text);
+}
+
 let tmpCounter = 0;
+
+/** Writes `text` durably to a fresh file in `dir` and returns its path. */
+function writeTmp(dir: string, text: string): string {
+  const path = join(dir, `${process.pid}.${Date.now()}.${tmpCounter++}`);
+  try {
+    mkdirSync(dir, { recursive: true });
+    const fd = openSync(path, "wx", 0o644);
+    try {
+      writeSync(fd, text);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  } catch (e) {
+    throw ioError("write", path, e);
+  }
+  return path;
+}
 
 class FileNetworkStore implements NetworkStore {
   readonly shared = false;
@@ -67,40 +106,24 @@ class FileNetworkStore implements NetworkStore {
     }
   }
 
+  #locked<T>(fn: () => T): Promise<T> {
+    this.#ensureDirs();
+    return withFileLock(join(this.#dir, "lock"), fn);
+  }
+
   #ownerDir(owner: Owner): string {
     return join(this.#owners, owner.containerID, owner.ifName);
   }
 
-  /** Writes `text` durably to a fresh file in tmp/ and returns its path. */
-  #writeTmp(text: string): string {
-    const path = join(this.#tmp, `${process.pid}.${Date.now()}.${tmpCounter++}`);
-    try {
-      const fd = openSync(path, "wx", 0o644);
-      try {
-        writeSync(fd, text);
-        fsyncSync(fd);
-      } finally {
-        closeSync(fd);
-      }
-    } catch (e) {
-      throw ioError("write", path, e);
-    }
-    return path;
-  }
-
-  #readRecord(path: string): Allocation | undefined {
-    const text = tolerateMissing("read", path, undefined, () => readFileSync(path, "utf8"));
-    return text === undefined ? undefined : decodeRecord(text);
-  }
-
-  #inode(path: string): number | undefined {
-    return tolerateMissing("stat", path, undefined, () => statSync(path).ino);
+  #ipPath(record: Allocation): string | undefined {
+    const ip = tryParseIP(record.ip);
+    return ip && join(this.#ips, ipToHex(ip));
   }
 
   claim(ip: IP, record: Allocation, opts?: ClaimOptions): Promise<ClaimOutcome> {
     this.#ensureDirs();
     const hex = ipToHex(ip);
-    const tmp = this.#writeTmp(encodeRecord(record));
+    const tmp = writeTmp(this.#tmp, encodeRecord(record));
     const ownerDir = this.#ownerDir(record);
     const ownerEntry = join(ownerDir, hex);
     const ipPath = join(this.#ips, hex);
@@ -110,8 +133,8 @@ class FileNetworkStore implements NetworkStore {
         linkSync(tmp, ownerEntry);
       } catch (e) {
         if (code(e) !== "EEXIST") throw e;
-        // Left by an earlier attempt of the same owner that never completed: it holds nothing.
-        if (this.#inode(ipPath) === this.#inode(ownerEntry)) return Promise.resolve({ claimed: false, holder: this.#readRecord(ipPath) });
+        // The owner already holds this address, or an earlier attempt of theirs never completed.
+        if (inode(ipPath) === inode(ownerEntry)) return Promise.resolve({ claimed: false, holder: readRecord(ipPath) });
         unlinkSync(ownerEntry);
         linkSync(tmp, ownerEntry);
       }
@@ -119,13 +142,13 @@ class FileNetworkStore implements NetworkStore {
         linkSync(tmp, ipPath);
       } catch (e) {
         unlinkSync(ownerEntry);
-        if (code(e) === "EEXIST") return Promise.resolve({ claimed: false, holder: this.#readRecord(ipPath) });
+        if (code(e) === "EEXIST") return Promise.resolve({ claimed: false, holder: readRecord(ipPath) });
         throw e;
       }
     } catch (e) {
       throw e instanceof StoreError ? e : ioError("claim address in", this.#dir, e);
     } finally {
-      tolerateMissing("remove", tmp, undefined, () => unlinkSync(tmp));
+      removeFile(tmp);
     }
     if (opts?.advanceCursor) this.#writeCursor(record.node, record.rangeSet, hex);
     return Promise.resolve({ claimed: true });
@@ -136,7 +159,7 @@ class FileNetworkStore implements NetworkStore {
   }
 
   #writeCursor(node: string, rangeSet: number, hex: string): void {
-    const tmp = this.#writeTmp(hex);
+    const tmp = writeTmp(this.#tmp, hex);
     const path = this.#cursorPath(node, rangeSet);
     try {
       renameSync(tmp, path);
@@ -151,13 +174,9 @@ class FileNetworkStore implements NetworkStore {
     return Promise.resolve(hex === undefined ? undefined : ipFromHex(hex));
   }
 
-  #heldHexes(): string[] {
-    return tolerateMissing("list", this.#ips, [] as string[], () => readdirSync(this.#ips));
-  }
-
   heldBetween(family: 4 | 6, from: bigint, to: bigint, limit: number): Promise<IP[]> {
     const held: IP[] = [];
-    for (const hex of this.#heldHexes()) {
+    for (const hex of listDir(this.#ips)) {
       const ip = ipFromHex(hex);
       if (ip && ip.family === family && ip.value >= from && ip.value <= to) held.push(ip);
     }
@@ -165,36 +184,32 @@ class FileNetworkStore implements NetworkStore {
     return Promise.resolve(held.slice(0, limit));
   }
 
-  /** Owner entries that are really claimed: same inode as ips/<hex>. */
-  #ownerEntries(owner: Owner): { hex: string; entry: string; ino: number }[] {
+  /** The owner's entries, split into completed claims (same inode as ips/<hex>) and the rest. */
+  #ownerEntries(owner: Owner): { entry: string; ipPath: string; claimed: boolean }[] {
     const dir = this.#ownerDir(owner);
-    const out: { hex: string; entry: string; ino: number }[] = [];
-    for (const hex of tolerateMissing("list", dir, [] as string[], () => readdirSync(dir))) {
+    return listDir(dir).map((hex) => {
       const entry = join(dir, hex);
-      const ino = this.#inode(entry);
-      if (ino !== undefined) out.push({ hex, entry, ino });
-    }
-    return out;
+      const ipPath = join(this.#ips, hex);
+      const ino = inode(entry);
+      return { entry, ipPath, claimed: ino !== undefined && ino === inode(ipPath) };
+    });
   }
 
   findByOwner(owner: Owner): Promise<Allocation[]> {
     const found: Allocation[] = [];
-    for (const { hex, entry, ino } of this.#ownerEntries(owner)) {
-      if (this.#inode(join(this.#ips, hex)) !== ino) continue;
-      const rec = this.#readRecord(entry);
+    for (const { entry, claimed } of this.#ownerEntries(owner)) {
+      const rec = claimed ? readRecord(entry) : undefined;
       if (rec && sameOwner(rec, owner)) found.push(rec);
     }
     return Promise.resolve(found);
   }
 
-  /** The release protocol: whoever unlinks the owner entry is the one releaser of that claim. */
-  #releaseEntry(hex: string, entry: string, ino: number): boolean {
-    const won = tolerateMissing("remove", entry, false, () => (unlinkSync(entry), true));
-    if (!won) return false;
-    const ipPath = join(this.#ips, hex);
-    if (this.#inode(ipPath) !== ino) return false; // that claim never completed
-    tolerateMissing("remove", ipPath, undefined, () => unlinkSync(ipPath));
-    return true;
+  #isDebris(path: string, now = Date.now()): boolean {
+    try {
+      return now - statSync(path).mtimeMs > DEBRIS_AGE_MS;
+    } catch {
+      return false;
+    }
   }
 
   #pruneOwnerDir(owner: Owner): void {
@@ -205,70 +220,107 @@ class FileNetworkStore implements NetworkStore {
     }
   }
 
-  releaseByOwner(owner: Owner): Promise<Allocation[]> {
-    const released: Allocation[] = [];
-    for (const { hex, entry, ino } of this.#ownerEntries(owner)) {
-      const rec = this.#readRecord(entry);
-      if (this.#releaseEntry(hex, entry, ino) && rec) released.push(rec);
+  /** Moves `next` into place over the claim at `ipPath` (under the lock), fixing the owner index. */
+  #swap(ipPath: string, expected: Allocation, next: Allocation): void {
+    const tmp = writeTmp(this.#tmp, encodeRecord(next));
+    try {
+      const hex = ipPath.slice(ipPath.lastIndexOf("/") + 1);
+      if (!next.parkedAt) {
+        mkdirSync(this.#ownerDir(next), { recursive: true });
+        const entry = join(this.#ownerDir(next), hex);
+        removeFile(entry);
+        linkSync(tmp, entry);
+      }
+      renameSync(tmp, ipPath);
+      if (next.parkedAt || !sameOwner(expected, next)) {
+        removeFile(join(this.#ownerDir(expected), hex));
+        this.#pruneOwnerDir(expected);
+      }
+    } catch (e) {
+      throw e instanceof StoreError ? e : ioError("replace", ipPath, e);
+    } finally {
+      removeFile(tmp);
     }
-    this.#pruneOwnerDir(owner);
-    return Promise.resolve(released);
+  }
+
+  #delete(ipPath: string, record: Allocation): void {
+    removeFile(ipPath);
+    removeFile(join(this.#ownerDir(record), ipPath.slice(ipPath.lastIndexOf("/") + 1)));
+    this.#pruneOwnerDir(record);
+  }
+
+  releaseByOwner(owner: Owner): Promise<Allocation[]> {
+    return this.#locked(() => {
+      const released: Allocation[] = [];
+      const now = new Date();
+      for (const { entry, ipPath, claimed } of this.#ownerEntries(owner)) {
+        if (!claimed) {
+          // A claim that never completed holds nothing; one in progress is left alone.
+          if (this.#isDebris(entry, now.getTime())) removeFile(entry);
+          continue;
+        }
+        const rec = readRecord(ipPath);
+        if (!rec) continue;
+        if (rec.kind === "sticky") this.#swap(ipPath, rec, { ...rec, parkedAt: now.toISOString() });
+        else this.#delete(ipPath, rec);
+        released.push(rec);
+      }
+      this.#pruneOwnerDir(owner);
+      return released;
+    });
   }
 
   releaseIfUnchanged(record: Allocation): Promise<boolean> {
-    const ip = tryParseIP(record.ip);
-    if (!ip) return Promise.resolve(false);
-    const hex = ipToHex(ip);
-    const current = this.#readRecord(join(this.#ips, hex));
-    if (!current || !sameRecord(current, record)) return Promise.resolve(false);
-    const entry = join(this.#ownerDir(record), hex);
-    const ino = this.#inode(entry);
-    if (ino === undefined || ino !== this.#inode(join(this.#ips, hex))) return Promise.resolve(false);
-    const done = this.#releaseEntry(hex, entry, ino);
-    this.#pruneOwnerDir(record);
-    return Promise.resolve(done);
+    const ipPath = this.#ipPath(record);
+    if (!ipPath) return Promise.resolve(false);
+    return this.#locked(() => {
+      const current = readRecord(ipPath);
+      if (!current || !identical(current, record)) return false;
+      this.#delete(ipPath, record);
+      return true;
+    });
+  }
+
+  replace(expected: Allocation, next: Allocation): Promise<boolean> {
+    const ipPath = this.#ipPath(expected);
+    if (!ipPath || next.ip !== expected.ip) return Promise.resolve(false);
+    return this.#locked(() => {
+      const current = readRecord(ipPath);
+      if (!current || !identical(current, expected)) return false;
+      this.#swap(ipPath, expected, next);
+      return true;
+    });
+  }
+
+  async findSticky(podNamespace: string, podName: string): Promise<Allocation[]> {
+    return (await this.list()).filter((a) => a.kind === "sticky" && a.podNamespace === podNamespace && a.podName === podName);
   }
 
   get(ip: IP): Promise<Allocation | undefined> {
-    return Promise.resolve(this.#readRecord(join(this.#ips, ipToHex(ip))));
+    return Promise.resolve(readRecord(join(this.#ips, ipToHex(ip))));
   }
 
   list(): Promise<Allocation[]> {
     const out: Allocation[] = [];
-    for (const hex of this.#heldHexes()) {
-      const rec = this.#readRecord(join(this.#ips, hex));
+    for (const hex of listDir(this.#ips)) {
+      const rec = readRecord(join(this.#ips, hex));
       if (rec) out.push(rec);
     }
     return Promise.resolve(out);
   }
 
-  /**
-   * Removes what killed processes left: files in tmp/ and owner entries whose claim never completed.
-   * Only debris older than a minute, so that a claim in progress (microseconds) is never touched.
-   */
-  sweep(now = Date.now()): Promise<void> {
-    const old = (path: string) => {
-      try {
-        return now - statSync(path).mtimeMs > DEBRIS_AGE_MS;
-      } catch {
-        return false;
-      }
-    };
-    for (const name of tolerateMissing("list", this.#tmp, [] as string[], () => readdirSync(this.#tmp))) {
+  /** Removes what killed processes left: files in tmp/ and owner entries whose claim never completed. */
+  sweep(): Promise<void> {
+    const now = Date.now();
+    for (const name of listDir(this.#tmp)) {
       const path = join(this.#tmp, name);
-      if (old(path)) tolerateMissing("remove", path, undefined, () => unlinkSync(path));
+      if (this.#isDebris(path, now)) removeFile(path);
     }
-    for (const containerID of tolerateMissing("list", this.#owners, [] as string[], () => readdirSync(this.#owners))) {
-      const cdir = join(this.#owners, containerID);
-      for (const ifName of tolerateMissing("list", cdir, [] as string[], () => readdirSync(cdir))) {
+    for (const containerID of listDir(this.#owners)) {
+      for (const ifName of listDir(join(this.#owners, containerID))) {
         const owner = { containerID, ifName };
-        const dir = this.#ownerDir(owner);
-        for (const hex of tolerateMissing("list", dir, [] as string[], () => readdirSync(dir))) {
-          const entry = join(dir, hex);
-          const ino = this.#inode(entry);
-          if (ino !== undefined && ino !== this.#inode(join(this.#ips, hex)) && old(entry)) {
-            tolerateMissing("remove", entry, undefined, () => unlinkSync(entry));
-          }
+        for (const { entry, claimed } of this.#ownerEntries(owner)) {
+          if (!claimed && this.#isDebris(entry, now)) removeFile(entry);
         }
         this.#pruneOwnerDir(owner);
       }
@@ -276,6 +328,8 @@ class FileNetworkStore implements NetworkStore {
     return Promise.resolve();
   }
 }
+
+const RESERVED_DIR = "_reserved"; // network names start with a letter or digit, so this cannot clash
 
 export class FileStore implements Store {
   readonly location: string;
@@ -289,15 +343,45 @@ export class FileStore implements Store {
   }
 
   networks(): Promise<string[]> {
-    return Promise.resolve(tolerateMissing("list", this.dataDir, [] as string[], () => readdirSync(this.dataDir)));
+    return Promise.resolve(listDir(this.dataDir).filter((n) => n !== RESERVED_DIR && !n.startsWith(".")).sort());
+  }
+
+  #reservedDir(): string {
+    return join(this.dataDir, RESERVED_DIR);
+  }
+
+  reservations(): Promise<Reservation[]> {
+    const dir = this.#reservedDir();
+    const out: Reservation[] = [];
+    for (const name of listDir(dir).filter((n) => n.endsWith(".json"))) {
+      const path = join(dir, name);
+      const text = tolerateMissing("read", path, undefined, () => readFileSync(path, "utf8"));
+      if (text !== undefined) out.push(JSON.parse(text) as Reservation);
+    }
+    return Promise.resolve(out.sort((a, b) => a.name.localeCompare(b.name)));
+  }
+
+  putReservation(r: Reservation): Promise<void> {
+    const dir = this.#reservedDir();
+    const tmp = writeTmp(join(dir, ".tmp"), JSON.stringify(r));
+    try {
+      renameSync(tmp, join(dir, `${r.name}.json`));
+    } catch (e) {
+      throw ioError("write reservation in", dir, e);
+    }
+    return Promise.resolve();
+  }
+
+  deleteReservation(name: string): Promise<boolean> {
+    const path = join(this.#reservedDir(), `${name}.json`);
+    return Promise.resolve(tolerateMissing("remove", path, false, () => (unlinkSync(path), true)));
   }
 
   ping(): Promise<void> {
     const probe = join(this.dataDir, `.probe.${process.pid}`);
     try {
       mkdirSync(this.dataDir, { recursive: true });
-      const fd = openSync(probe, "w", 0o600);
-      closeSync(fd);
+      closeSync(openSync(probe, "w", 0o600));
       unlinkSync(probe);
     } catch (e) {
       throw ioError("write to data directory", this.dataDir, e);
