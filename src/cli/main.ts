@@ -5,6 +5,7 @@ import { VERSION } from "../version.ts";
 import { EXAMPLE_KINDS, exampleConfig } from "./example_config.ts";
 import { parseFlags, UsageError } from "./flags.ts";
 import { lsCommand } from "./ls.ts";
+import { NotFoundError, reserveCommand, reservedCommand, unreserveCommand } from "./reserve.ts";
 
 export const HELP = `kube-ipam ${VERSION}: cluster-wide IP address management for Kubernetes CNI plugins
 
@@ -13,6 +14,11 @@ As a CNI IPAM plugin, the container runtime runs it with CNI_COMMAND set
 
 Commands:
   kube-ipam ls --conf FILE [-o table|json]   addresses held in the network of FILE
+  kube-ipam reserve NAME ADDR|A-B|CIDR... --conf FILE
+                                             never hand these addresses out (any network)
+  kube-ipam unreserve NAME --conf FILE       remove a reservation
+  kube-ipam reserved --conf FILE [-o table|json]
+                                             list reservations
   kube-ipam example-config [${EXAMPLE_KINDS.join("|")}]
                                              print a network config to start from
   kube-ipam version                          print the version
@@ -43,6 +49,12 @@ async function dispatch(command: string, rest: readonly string[]): Promise<strin
       return exampleConfig(parseFlags(rest, []).positional[0]);
     case "ls":
       return await lsCommand(parseFlags(rest, ["conf", "o", "output"]));
+    case "reserve":
+      return await reserveCommand(parseFlags(rest, ["conf"]));
+    case "unreserve":
+      return await unreserveCommand(parseFlags(rest, ["conf"]));
+    case "reserved":
+      return await reservedCommand(parseFlags(rest, ["conf", "o", "output"]));
     default:
       throw new UsageError(`Unknown command "${command}"`);
   }
@@ -57,6 +69,7 @@ export async function runCli(argv: readonly string[]): Promise<CliOutcome> {
     if (e instanceof UsageError) {
       return { stdout: "", stderr: `kube-ipam: ${e.message}\nRun "kube-ipam help" for usage.\n`, exitCode: 2 };
     }
+    if (e instanceof NotFoundError) return { stdout: "", stderr: `kube-ipam: ${e.message}\n`, exitCode: 1 };
     const err: CniError = toCniError(e);
     return { stdout: "", stderr: `kube-ipam: ${err.message}\n`, exitCode: 1 };
   }

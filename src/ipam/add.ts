@@ -1,16 +1,22 @@
-// ADD: one address per range set for (container, interface). A repeated ADD returns what the
-// owner already holds and completes what an interrupted one left half done; a failed ADD releases
-// what it claimed.
+// ADD: one address per range set for (container, interface). In each set, in this order: what the
+// owner already holds (runtimes retry ADD), a fixed address from the pod's annotations, a requested
+// address from the runtime, the sticky address of the pod's name, or the next free address.
+// A failed ADD lets go of what it claimed.
 import type { Dns, IPConfig, IpamResult } from "../cni/result.ts";
+import { ConfigError } from "../config/errors.ts";
 import type { IpamConfig } from "../config/ipam_config.ts";
-import { formatIP, type IP, tryParseIP } from "../ip/address.ts";
-import type { Range } from "../ip/range.ts";
-import { rangeWithSubnetOf } from "../ip/range_set.ts";
+import { formatIP, type IP, ipEquals, tryParseIP } from "../ip/address.ts";
+import { formatInterval } from "../ip/interval_set.ts";
+import { isInfrastructure, type Range } from "../ip/range.ts";
+import { type RangeSet, rangeSetFamily, rangeWithSubnetOf } from "../ip/range_set.ts";
 import type { Allocation, AllocationKind, NetworkStore, Owner } from "../store/store.ts";
-import { sameOwner } from "../store/store.ts";
 import { allocateDynamic, type Pool } from "./allocator.ts";
-import { AddressInUseError, AddressUnavailableError } from "./errors.ts";
+import { AddressReservedError, AddressUnavailableError } from "./errors.ts";
+import type { FixedAddress, PodPolicy } from "./pod_policy.ts";
+import { releaseOrPark } from "./release.ts";
 import { assignRequested } from "./requested.ts";
+import { NO_RESERVATIONS, type ReservedAddresses } from "./reservations.ts";
+import { ASSUME_LIVE, claimOrTakeOver, type HolderLiveness } from "./takeover.ts";
 
 export interface PodRef {
   readonly namespace?: string;
@@ -24,14 +30,15 @@ export interface AddRequest {
   readonly pod: PodRef;
   readonly dns: Dns;
   readonly now: Date;
+  /** From the pod's annotations and owners; none without a Kubernetes API. */
+  readonly policy?: PodPolicy;
+  readonly reserved?: ReservedAddresses;
+  readonly liveness?: HolderLiveness;
 }
 
-export function poolsOf(config: IpamConfig): Pool[] {
-  return config.rangeSets.map((set, index) => ({ network: config.network, set, index, skip: config.exclude }));
-}
-
-function toIPConfig(ip: IP, range: Range): IPConfig {
-  return { ip, prefixLength: range.subnet.length, gateway: range.gateway };
+export function poolsOf(config: IpamConfig, reserved: ReservedAddresses = NO_RESERVATIONS): Pool[] {
+  const skip = config.exclude.union(reserved.all);
+  return config.rangeSets.map((set, index) => ({ network: config.network, set, index, skip }));
 }
 
 /** The allocation the owner already holds in `pool`, with its range, if any. */
@@ -44,51 +51,114 @@ function heldIn(pool: Pool, held: readonly Allocation[]): { allocation: Allocati
   return undefined;
 }
 
-async function claimRequested(store: NetworkStore, ip: IP, record: Omit<Allocation, "ip">): Promise<Allocation> {
-  const allocation: Allocation = { ...record, ip: formatIP(ip) };
-  const outcome = await store.claim(ip, allocation);
-  if (outcome.claimed) return allocation;
-  if (outcome.holder && sameOwner(outcome.holder, record)) return outcome.holder;
-  throw new AddressInUseError(allocation.ip, record.network, outcome.holder);
+/** Maps each fixed address to the range set of its family whose subnet holds it. */
+function assignFixed(config: IpamConfig, pod: PodRef, fixed: readonly FixedAddress[]): Map<number, FixedAddress> {
+  const bySet = new Map<number, FixedAddress>();
+  for (const f of fixed) {
+    const field = `annotation ${f.source} of pod "${pod.namespace}/${pod.name}"`;
+    const index = config.rangeSets.findIndex((s: RangeSet) => rangeSetFamily(s) === f.ip.family && rangeWithSubnetOf(s, f.ip));
+    if (index < 0) throw new ConfigError(field, `"${formatIP(f.ip)}" is in no subnet of network "${config.network}"`);
+    if (bySet.has(index)) {
+      throw new ConfigError(field, `"${formatIP(f.ip)}" and "${formatIP(bySet.get(index)!.ip)}" fall in the same range set; one address per range set`);
+    }
+    bySet.set(index, f);
+  }
+  return bySet;
+}
+
+/** A fixed or requested address must be one the network may hand out at all. */
+function checkAllowed(ip: IP, range: Range, req: AddRequest): void {
+  const text = formatIP(ip);
+  if (isInfrastructure(range, ip)) {
+    throw new AddressUnavailableError(text, req.config.network, "it is the gateway, network or broadcast address of its subnet");
+  }
+  const excluded = req.config.exclude.find(ip);
+  if (excluded) {
+    throw new AddressUnavailableError(text, req.config.network, `it is excluded by ipam.exclude "${formatInterval(excluded)}"`);
+  }
+  const reservation = req.reserved?.nameOf(ip);
+  if (reservation) throw new AddressReservedError(text, reservation);
+}
+
+interface Claimed {
+  readonly allocation: Allocation;
+  readonly ipConfig: IPConfig;
+}
+
+function ipConfig(ip: IP, range: Range, fixed?: FixedAddress): IPConfig {
+  return { ip, prefixLength: fixed?.prefixLength ?? range.subnet.length, gateway: fixed?.gateway ?? range.gateway };
+}
+
+/** The pod's sticky address in this pool, reclaimed for the new container. */
+async function reclaimSticky(store: NetworkStore, pool: Pool, record: Omit<Allocation, "ip">, req: AddRequest): Promise<Claimed | undefined> {
+  const { namespace, name } = req.pod;
+  if (!namespace || !name) return undefined;
+  for (const kept of await store.findSticky(namespace, name)) {
+    const ip = tryParseIP(kept.ip);
+    const range = ip && rangeWithSubnetOf(pool.set, ip);
+    if (!ip || !range || kept.ifName !== record.ifName) continue;
+    // Parked: reclaimed at once. Still live under an old container: taken over if that pod is gone.
+    const held = await claimOrTakeOver(store, ip, { ...record, ip: kept.ip }, req.liveness ?? ASSUME_LIVE);
+    return { allocation: held, ipConfig: ipConfig(ip, range) };
+  }
+  return undefined;
+}
+
+async function claimInPool(store: NetworkStore, pool: Pool, req: AddRequest, fixed: FixedAddress | undefined, requested: IP | undefined): Promise<Claimed> {
+  const sticky = req.policy?.sticky === true && !fixed && !requested;
+  const kind: AllocationKind = fixed ? "fixed" : requested ? "requested" : sticky ? "sticky" : "dynamic";
+  const record = {
+    network: req.config.network,
+    containerID: req.owner.containerID,
+    ifName: req.owner.ifName,
+    podNamespace: req.pod.namespace,
+    podName: req.pod.name,
+    podUID: req.pod.uid,
+    node: req.config.nodeName,
+    kind,
+    rangeSet: pool.index,
+    allocatedAt: req.now.toISOString(),
+  };
+  const want = fixed?.ip ?? requested;
+  if (want) {
+    const range = rangeWithSubnetOf(pool.set, want)!;
+    checkAllowed(want, range, req);
+    const allocation = await claimOrTakeOver(store, want, { ...record, ip: formatIP(want) }, req.liveness ?? ASSUME_LIVE);
+    return { allocation, ipConfig: ipConfig(want, range, fixed) };
+  }
+  if (sticky) {
+    const reclaimed = await reclaimSticky(store, pool, record, req);
+    if (reclaimed) return reclaimed;
+  }
+  const { allocation, range } = await allocateDynamic(store, pool, record);
+  return { allocation, ipConfig: ipConfig(tryParseIP(allocation.ip)!, range) };
 }
 
 export async function add(store: NetworkStore, req: AddRequest): Promise<IpamResult> {
   const { config, owner } = req;
-  const pools = poolsOf(config);
+  const pools = poolsOf(config, req.reserved);
+  const fixed = assignFixed(config, req.pod, req.policy?.fixed ?? []);
   const requested = assignRequested(config.network, config.rangeSets, config.requestedIPs, config.exclude);
+  for (const index of requested.keys()) {
+    if (fixed.has(index)) {
+      throw new AddressUnavailableError(formatIP(requested.get(index)!), config.network,
+        `the pod's annotation already fixes "${formatIP(fixed.get(index)!.ip)}" in range set ${index}`);
+    }
+  }
   const held = await store.findByOwner(owner);
   const claimedNow: Allocation[] = [];
   const ips: IPConfig[] = [];
   try {
     for (const pool of pools) {
+      const f = fixed.get(pool.index);
       const existing = heldIn(pool, held);
       if (existing) {
-        ips.push(toIPConfig(existing.ip, existing.range));
+        ips.push(ipConfig(existing.ip, existing.range, f && ipEquals(f.ip, existing.ip) ? f : undefined));
         continue;
       }
-      const want = requested.get(pool.index);
-      const kind: AllocationKind = want ? "requested" : "dynamic";
-      const record = {
-        network: config.network,
-        containerID: owner.containerID,
-        ifName: owner.ifName,
-        podNamespace: req.pod.namespace,
-        podName: req.pod.name,
-        podUID: req.pod.uid,
-        node: config.nodeName,
-        kind,
-        rangeSet: pool.index,
-        allocatedAt: req.now.toISOString(),
-      };
-      if (want) {
-        const allocation = await claimRequested(store, want, record);
-        claimedNow.push(allocation);
-        ips.push(toIPConfig(want, rangeWithSubnetOf(pool.set, want)!));
-      } else {
-        const { allocation, range } = await allocateDynamic(store, pool, record);
-        claimedNow.push(allocation);
-        ips.push(toIPConfig(tryParseIP(allocation.ip)!, range));
-      }
+      const claimed = await claimInPool(store, pool, req, f, requested.get(pool.index));
+      claimedNow.push(claimed.allocation);
+      ips.push(claimed.ipConfig);
     }
     const stray = held.filter((a) => !pools.some((p) => heldIn(p, [a])));
     if (stray.length > 0) {
@@ -96,7 +166,7 @@ export async function add(store: NetworkStore, req: AddRequest): Promise<IpamRes
         `container "${owner.containerID}" holds it but it is in no range set of the current config: run DEL first`);
     }
   } catch (e) {
-    await Promise.allSettled(claimedNow.map((a) => store.releaseIfUnchanged(a)));
+    await Promise.allSettled(claimedNow.map((a) => releaseOrPark(store, a, req.now)));
     throw e;
   }
   return { ips, routes: config.routes, dns: req.dns };

@@ -2,6 +2,8 @@
 import { CniError, ErrorCode } from "../cni/errors.ts";
 import { ConfigError, DecodeError } from "../config/errors.ts";
 import { EtcdConfigError, EtcdRequestError, EtcdTlsError, EtcdUnavailableError } from "../store/etcd/errors.ts";
+import { KubeUnavailableError } from "../k8s/client.ts";
+import { KubeConfigError } from "../k8s/kubeconfig.ts";
 import { StoreError } from "../store/store.ts";
 import { AddressInUseError, AddressReservedError, AddressUnavailableError, PoolExhaustedError } from "./errors.ts";
 
@@ -17,6 +19,8 @@ export function toCniError(e: unknown): CniError {
     return new CniError(ErrorCode.InvalidConfig, e.message, "ipam.etcdConfig", { cause: e });
   }
   if (e instanceof EtcdRequestError) return new CniError(ErrorCode.IOFailure, e.message, "", { cause: e });
+  if (e instanceof KubeUnavailableError) return new CniError(ErrorCode.TryAgainLater, e.message, e.server, { cause: e });
+  if (e instanceof KubeConfigError) return new CniError(ErrorCode.InvalidConfig, e.message, "ipam.kubeConfig", { cause: e });
   if (e instanceof PoolExhaustedError) return new CniError(ErrorCode.PoolExhausted, e.message, e.network, { cause: e });
   if (e instanceof AddressInUseError) return new CniError(ErrorCode.AddressInUse, e.message, e.ip, { cause: e });
   if (e instanceof AddressReservedError) return new CniError(ErrorCode.AddressReserved, e.message, e.ip, { cause: e });

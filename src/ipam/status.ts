@@ -5,6 +5,7 @@ import { formatRangeSet } from "../ip/range_set.ts";
 import type { NetworkStore, Store } from "../store/store.ts";
 import { freeAddresses } from "./allocator.ts";
 import { poolsOf } from "./add.ts";
+import { reservedAddresses } from "./reservations.ts";
 
 export async function status(store: Store, net: NetworkStore, config: IpamConfig): Promise<void> {
   try {
@@ -12,7 +13,7 @@ export async function status(store: Store, net: NetworkStore, config: IpamConfig
   } catch (e) {
     throw new CniError(ErrorCode.NotAvailable, `Store ${store.location} is not usable: ${(e as Error).message}`, "", { cause: e });
   }
-  for (const pool of poolsOf(config)) {
+  for (const pool of poolsOf(config, reservedAddresses(await store.reservations()))) {
     const next = await freeAddresses(net, pool, undefined).next();
     if (next.done) {
       throw new CniError(ErrorCode.NotAvailable,

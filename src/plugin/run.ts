@@ -11,7 +11,9 @@ import { ConfigError } from "../config/errors.ts";
 import { DEFAULT_LOG_FILE, type IpamConfig, loadIpamConfig } from "../config/ipam_config.ts";
 import { decodeNetworkConfig } from "../config/network_file.ts";
 import { parseResolvConf } from "../config/resolv_conf.ts";
-import { add } from "../ipam/add.ts";
+import { add, type PodRef } from "../ipam/add.ts";
+import { podPolicy } from "../ipam/pod_policy.ts";
+import { reservedAddresses } from "../ipam/reservations.ts";
 import { check } from "../ipam/check.ts";
 import { del } from "../ipam/del.ts";
 import { toCniError } from "../ipam/error_map.ts";
@@ -19,6 +21,7 @@ import { gcAttachments } from "../ipam/gc.ts";
 import { status } from "../ipam/status.ts";
 import { Logger } from "../log/logger.ts";
 import { openStore } from "../store/open.ts";
+import { apiLiveness, getPod, kubeClient, kubeConfigPath } from "./pod_lookup.ts";
 
 export interface CniOutcome {
   readonly stdout: string;
@@ -40,6 +43,19 @@ function rawLogFile(raw: unknown): string {
   return typeof ipam?.logFile === "string" && ipam.logFile !== "" ? ipam.logFile : DEFAULT_LOG_FILE;
 }
 
+/** The pod's policy and a liveness check, when a kubeconfig is configured and CNI_ARGS names a pod. */
+async function kubernetesView(config: IpamConfig, ref: PodRef, ifName: string) {
+  const path = ref.namespace && ref.name ? kubeConfigPath(config) : undefined;
+  if (!path) return undefined;
+  const client = await kubeClient(path);
+  const pod = await getPod(client, ref);
+  return {
+    pod: { ...ref, uid: pod.metadata.uid },
+    policy: podPolicy(pod, ifName),
+    liveness: apiLiveness(client),
+  };
+}
+
 async function execute(env: CniEnv, config: IpamConfig, log: Logger): Promise<unknown> {
   const store = await openStore(config.store);
   try {
@@ -48,8 +64,19 @@ async function execute(env: CniEnv, config: IpamConfig, log: Logger): Promise<un
     switch (env.command) {
       case "ADD": {
         const args = parseCniArgs(env.args);
-        const pod = { namespace: args.podNamespace, name: args.podName, uid: args.podUID };
-        const result = await add(net, { config, owner, pod, dns: readDns(config), now: new Date() });
+        const dns = readDns(config);
+        const ref: PodRef = { namespace: args.podNamespace, name: args.podName, uid: args.podUID };
+        const [k8s, reservations] = await Promise.all([kubernetesView(config, ref, env.ifName), store.reservations()]);
+        const result = await add(net, {
+          config,
+          owner,
+          pod: k8s?.pod ?? ref,
+          dns,
+          now: new Date(),
+          policy: k8s?.policy,
+          liveness: k8s?.liveness,
+          reserved: reservedAddresses(reservations),
+        });
         return resultToJSON(result, config.cniVersion);
       }
       case "DEL": {
