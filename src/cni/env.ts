@@ -35,7 +35,8 @@ export function validateContainerID(id: string): void {
 export function validateInterfaceName(name: string): void {
   const fail = (msg: string) => new CniError(ErrorCode.InvalidEnvironment, msg, name);
   if (name === "") throw fail("interface name is empty");
-  if (name.length > 15) throw fail("interface name is too long: at most 15 characters");
+  // The kernel limit (IFNAMSIZ 16 with the NUL) is in bytes, as libcni counts it: "é" is two.
+  if (new TextEncoder().encode(name).length > 15) throw fail("interface name is too long: at most 15 characters");
   if (name === "." || name === "..") throw fail("interface name is . or ..");
   if (/[/:\s]/.test(name)) throw fail("interface name contains / or : or whitespace characters");
 }

@@ -114,6 +114,8 @@ async function claimInPool(store: NetworkStore, pool: Pool, req: AddRequest, fix
     podNamespace: req.pod.namespace,
     podName: req.pod.name,
     podUID: req.pod.uid,
+    statefulSet: req.policy?.statefulSet?.name,
+    statefulSetUID: req.policy?.statefulSet?.uid,
     node: req.config.nodeName,
     kind,
     rangeSet: pool.index,

@@ -78,12 +78,14 @@ export async function allocateDynamic(
 ): Promise<{ allocation: Allocation; range: Range }> {
   const cursor = (await store.cursor(record.node, pool.index)) ??
     (store.shared ? startingCursor(pool.set, record.node) : undefined);
+  let conflicts = 0;
   for await (const { ip, range } of freeAddresses(store, pool, cursor)) {
-    const allocation: Allocation = { ...record, ip: formatIP(ip) };
+    const allocation: Allocation = { ...record, ip: formatIP(ip), ...(conflicts ? { conflicts } : {}) };
     const outcome = await store.claim(ip, allocation, { advanceCursor: true });
     // A retried write may find its own earlier claim: that is ours, not a conflict.
     if (outcome.claimed) return { allocation, range };
     if (outcome.holder && sameOwner(outcome.holder, record)) return { allocation: outcome.holder, range };
+    conflicts++;
   }
   throw new PoolExhaustedError(pool.network, formatRangeSet(pool.set));
 }

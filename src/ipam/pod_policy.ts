@@ -26,6 +26,13 @@ export interface FixedAddress {
 export interface PodPolicy {
   readonly fixed: readonly FixedAddress[];
   readonly sticky: boolean;
+  /** The controlling StatefulSet, if any. */
+  readonly statefulSet?: { readonly name: string; readonly uid: string };
+}
+
+export function controllingStatefulSet(pod: Pod): { name: string; uid: string } | undefined {
+  const o = (pod.metadata.ownerReferences ?? []).find((r) => r.controller === true && r.kind === "StatefulSet");
+  return o && { name: o.name, uid: o.uid };
 }
 
 export function podRef(pod: Pod): string {
@@ -98,7 +105,7 @@ function isSticky(pod: Pod, fail: (field: string, msg: string) => never): boolea
     if (v === "false") return false;
     fail(ANNOTATION.sticky, `"${v}" is not "true" or "false"`);
   }
-  return (pod.metadata.ownerReferences ?? []).some((o) => o.controller === true && o.kind === "StatefulSet");
+  return controllingStatefulSet(pod) !== undefined;
 }
 
 /**
@@ -122,5 +129,5 @@ export function podPolicy(pod: Pod, ifName: string): PodPolicy {
     if (seen.has(k)) fail(f.source, `"${k}" is listed twice`);
     seen.add(k);
   }
-  return { fixed, sticky: isSticky(pod, fail) };
+  return { fixed, sticky: isSticky(pod, fail), statefulSet: controllingStatefulSet(pod) };
 }

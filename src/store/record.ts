@@ -4,7 +4,7 @@ import type { Allocation, AllocationKind } from "./store.ts";
 const KINDS: readonly AllocationKind[] = ["dynamic", "requested", "fixed", "sticky"];
 
 const FIELDS: readonly (keyof Allocation)[] = ["ip", "network", "containerID", "ifName", "podNamespace", "podName",
-  "podUID", "node", "kind", "rangeSet", "allocatedAt", "parkedAt"];
+  "podUID", "statefulSet", "statefulSetUID", "node", "kind", "rangeSet", "allocatedAt", "parkedAt", "conflicts"];
 
 /** Canonical JSON: fixed field order, absent fields left out, so equal records encode equally. */
 export function encodeRecord(a: Allocation): string {

@@ -22,6 +22,9 @@ export interface Allocation {
   readonly podNamespace?: string;
   readonly podName?: string;
   readonly podUID?: string;
+  /** The StatefulSet that owned the pod (sticky addresses live as long as it does). */
+  readonly statefulSet?: string;
+  readonly statefulSetUID?: string;
   readonly node: string;
   readonly kind: AllocationKind;
   /** Index of the range set the address came from. */
@@ -33,6 +36,8 @@ export interface Allocation {
    * name) and has no owner any more, so DEL of that container finds nothing.
    */
   readonly parkedAt?: string;
+  /** Claims lost to other plugins before this one succeeded (for the conflicts metric). */
+  readonly conflicts?: number;
 }
 
 /** A named, cluster-wide list of addresses never handed out (Spiderpool's ReservedIP). */

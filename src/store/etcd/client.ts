@@ -7,7 +7,9 @@ import {
 import { EtcdConfigError, EtcdRequestError } from "./errors.ts";
 import { parseEndpoints, Transport } from "./transport.ts";
 import { type PutOptions, put, Txn } from "./txn.ts";
+import { type WatchEvent, type WatchOptions, watchRange } from "./watch.ts";
 
+export type { WatchEvent, WatchOptions } from "./watch.ts";
 export { type DeleteOptions, type KeyValue, prefixEnd, type RangeOptions, type RangeResult } from "./codec.ts";
 export {
   type EtcdError, EtcdConfigError, EtcdRequestError, EtcdTlsError, EtcdUnavailableError,
@@ -80,6 +82,16 @@ export class EtcdClient {
 
   get endpoints(): readonly string[] {
     return this.#transport.endpoints;
+  }
+
+  /** Requests that failed and were retried on another endpoint or later, since this client was made. */
+  get retries(): number {
+    return this.#transport.failedAttempts;
+  }
+
+  /** Watches [key, end) until `opts.signal` aborts; see watch.ts. */
+  watch(key: string, opts: WatchOptions, onEvents: (events: WatchEvent[]) => void): Promise<void> {
+    return watchRange(this.#transport, key, opts, onEvents);
   }
 
   /** Reads one key, a range (`end`), or every key under a prefix (`prefix: true`), in key order. */

@@ -27,8 +27,44 @@ export class Transport {
     this.#key = opts.endpoints.join(",");
   }
 
+  #failedAttempts = 0;
+
   get endpoints(): readonly string[] {
     return this.#opts.endpoints;
+  }
+
+  /** Attempts that failed and moved on to another endpoint or round (the retries metric). */
+  get failedAttempts(): number {
+    return this.#failedAttempts;
+  }
+
+  /**
+   * Opens a streaming POST (watch) on the first endpoint that answers, starting with the one that
+   * answered last; the caller reads the body until it ends or `signal` aborts it.
+   */
+  async openStream(path: string, body: unknown, signal: AbortSignal): Promise<{ endpoint: string; response: Response }> {
+    const last = new Map<string, Failure>();
+    for (const endpoint of this.#order()) {
+      try {
+        const response = await fetch(endpoint + path, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify(body),
+          signal,
+          tls: this.#opts.tls,
+        });
+        if (response.ok && response.body) {
+          lastAnswered.set(this.#key, endpoint);
+          return { endpoint, response };
+        }
+        last.set(endpoint, answerFailure(response.status, await response.text(), endpoint));
+      } catch (err) {
+        if (signal.aborted) throw err;
+        last.set(endpoint, fetchFailure(err, endpoint, this.#opts.requestTimeoutMs, this.#opts.files));
+      }
+      this.#failedAttempts++;
+    }
+    throw exhausted(this.#opts.endpoints, last);
   }
 
   /** POSTs `body` as JSON to `path` and returns the parsed answer; throws an `EtcdError`. */
@@ -51,6 +87,7 @@ export class Transport {
         const f = attempt.failure;
         if (!f.retryable && f.error instanceof EtcdRequestError) throw f.error; // etcd answered: no failover
         last.set(endpoint, f);
+        this.#failedAttempts++;
       }
       const left = deadline - Date.now();
       if (left <= 0 || !endpoints.some(healable)) throw exhausted(endpoints, last);

@@ -1,0 +1,48 @@
+// `kube-ipam controller --conf FILE --metrics-addr HOST:PORT --gc-interval D --grace D [--kubeconfig FILE]`
+import { hostname } from "node:os";
+import { runController } from "../controller/controller.ts";
+import { Logger } from "../log/logger.ts";
+import { openStore } from "../store/open.ts";
+import { clusterClient } from "./cluster.ts";
+import { parseDuration } from "./duration.ts";
+import { type ParsedFlags, UsageError } from "./flags.ts";
+import { DEFAULT_GRACE_MS } from "./gc.ts";
+import { loadConfFile } from "./load_conf.ts";
+
+export const DEFAULT_METRICS_ADDR = "0.0.0.0:9153";
+
+function parseAddr(text: string): { hostname: string; port: number } {
+  const m = /^(.*):(\d{1,5})$/.exec(text);
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || port > 65535) throw new UsageError(`--metrics-addr "${text}" is not HOST:PORT, e.g. 0.0.0.0:9153`);
+  return { hostname: m[1]!.replace(/^\[(.*)\]$/, "$1") || "0.0.0.0", port };
+}
+
+export async function controllerCommand(flags: ParsedFlags): Promise<string> {
+  const addr = parseAddr(flags.values.get("metrics-addr") ?? DEFAULT_METRICS_ADDR);
+  const gcIntervalMs = parseDuration(flags.values.get("gc-interval") ?? "1m", "--gc-interval");
+  const graceMs = flags.values.has("grace") ? parseDuration(flags.values.get("grace")!, "--grace") : DEFAULT_GRACE_MS;
+  const leaseTtlSeconds = flags.values.has("lease-ttl") ? Math.max(2, Math.round(parseDuration(flags.values.get("lease-ttl")!, "--lease-ttl") / 1000)) : undefined;
+  const config = loadConfFile(flags.values.get("conf"));
+  const cluster = await clusterClient(config, flags.values.get("kubeconfig"));
+  const store = await openStore(config.store);
+  const abort = new AbortController();
+  for (const sig of ["SIGTERM", "SIGINT"] as const) process.once(sig, () => abort.abort());
+  try {
+    await runController({
+      config,
+      store,
+      cluster,
+      ...addr,
+      gcIntervalMs,
+      graceMs,
+      leaseTtlSeconds,
+      identity: `${process.env.POD_NAME ?? hostname()}/${process.pid}`,
+      log: new Logger(undefined, "info"),
+      signal: abort.signal,
+    });
+  } finally {
+    await store.close();
+  }
+  return "";
+}

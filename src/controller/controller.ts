@@ -1,0 +1,168 @@
+// `kube-ipam controller`: every replica serves /metrics and /healthz; the one elected leader runs
+// garbage collection every interval and releases a leak only when it has seen the very same record
+// leak twice, one interval apart (Calico's rule), and only while it still leads.
+import { collectGarbage, type ClusterLister, type Leak, leakKey } from "../ipam/collect_garbage.ts";
+import { reservedAddresses } from "../ipam/reservations.ts";
+import { poolUsage } from "../ipam/usage.ts";
+import type { IpamConfig } from "../config/ipam_config.ts";
+import type { Logger } from "../log/logger.ts";
+import { EtcdStore } from "../store/etcd/etcd_store.ts";
+import { decodeRecord } from "../store/record.ts";
+import type { Store } from "../store/store.ts";
+import { VERSION } from "../version.ts";
+import { EtcdLeaderElection, type Leadership, SOLE_LEADER } from "./leader.ts";
+import { Registry } from "./metrics.ts";
+
+export interface ControllerOptions {
+  readonly config: IpamConfig;
+  readonly store: Store;
+  readonly cluster: ClusterLister;
+  readonly hostname: string;
+  readonly port: number;
+  readonly gcIntervalMs: number;
+  readonly graceMs: number;
+  readonly identity: string;
+  readonly log: Logger;
+  readonly signal: AbortSignal;
+  readonly leaseTtlSeconds?: number;
+}
+
+class LostLeadership extends Error {
+  override name = "LostLeadership";
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal.addEventListener("abort", () => (clearTimeout(t), resolve()), { once: true });
+  });
+}
+
+function makeMetrics() {
+  const r = new Registry();
+  return {
+    registry: r,
+    size: r.gauge("kube_ipam_pool_size", "Addresses a range can hand out (gateway, network, broadcast and exclude left out)"),
+    used: r.gauge("kube_ipam_pool_used", "Addresses of a range held by pods (live or kept for a sticky pod name)"),
+    reserved: r.gauge("kube_ipam_pool_reserved", "Addresses of a range in a reservation and not held"),
+    free: r.gauge("kube_ipam_pool_free", "Addresses of a range that can still be handed out"),
+    allocations: r.counter("kube_ipam_allocations_total", "Addresses given to a container, seen in the store since this replica started"),
+    releases: r.counter("kube_ipam_releases_total", "Addresses released or parked, seen in the store since this replica started"),
+    conflicts: r.counter("kube_ipam_conflicts_total", "Claims plugins lost to a concurrent claim before succeeding, from new allocation records"),
+    retries: r.gauge("kube_ipam_retries_total", "etcd requests of this replica retried on another endpoint or later"),
+    gcReleases: r.counter("kube_ipam_gc_releases_total", "Leaked addresses released (or sticky ones parked) by garbage collection"),
+    gcRuns: r.counter("kube_ipam_gc_runs_total", "Garbage collection runs by outcome"),
+    leader: r.gauge("kube_ipam_leader", "1 when this replica is the elected leader"),
+    build: r.gauge("kube_ipam_build_info", "Build information"),
+  };
+}
+
+type Metrics = ReturnType<typeof makeMetrics>;
+
+async function refreshPool(m: Metrics, opts: ControllerOptions): Promise<void> {
+  const [list, reservations] = await Promise.all([opts.store.network(opts.config.network).list(), opts.store.reservations()]);
+  for (const u of poolUsage(opts.config, list, reservedAddresses(reservations))) {
+    const labels = { network: u.network, range_set: String(u.rangeSet), range: u.range };
+    m.size.set(labels, u.size);
+    m.used.set(labels, u.used);
+    m.reserved.set(labels, u.reserved);
+    m.free.set(labels, u.free);
+  }
+}
+
+/** Counts allocations and releases from the store's change stream (etcd only). */
+function countStoreEvents(m: Metrics, store: EtcdStore, signal: AbortSignal, log: Logger): Promise<void> {
+  const base = `${store.prefix}/networks/`;
+  return store.client.watch(base, { end: `${store.prefix}/networks0`, signal, onReconnect: (e) => log.warn("store watch reconnecting", { error: String(e) }) }, (events) => {
+    for (const e of events) {
+      const [network, section] = e.key.slice(base.length).split("/");
+      if (section !== "ips" || !network) continue;
+      const labels = { network };
+      if (e.type === "DELETE") {
+        m.releases.add(labels, 1);
+        continue;
+      }
+      const rec = decodeRecord(e.value);
+      const prev = e.prevValue === undefined ? undefined : decodeRecord(e.prevValue);
+      if (!rec) continue;
+      if (rec.parkedAt) {
+        if (!prev?.parkedAt) m.releases.add(labels, 1);
+      } else {
+        m.allocations.add(labels, 1);
+        if (!prev) m.conflicts.add(labels, rec.conflicts ?? 0);
+      }
+    }
+  });
+}
+
+export async function runController(opts: ControllerOptions): Promise<void> {
+  const { log, signal } = opts;
+  const m = makeMetrics();
+  m.build.set({ version: VERSION }, 1);
+  const leadership: Leadership = opts.store instanceof EtcdStore
+    ? new EtcdLeaderElection(opts.store.client, `${opts.store.prefix}/controller/leader`, opts.identity, {
+      ttlSeconds: opts.leaseTtlSeconds,
+      onChange: (leader) => log.info(leader ? "became leader" : "lost leadership", { identity: opts.identity }),
+    })
+    : SOLE_LEADER;
+
+  const server = Bun.serve({
+    hostname: opts.hostname,
+    port: opts.port,
+    fetch: async (req) => {
+      const path = new URL(req.url).pathname;
+      if (path === "/healthz") return new Response("ok\n");
+      if (path !== "/metrics") return new Response("not found\n", { status: 404 });
+      m.leader.set({}, leadership.isLeader ? 1 : 0);
+      if (opts.store instanceof EtcdStore) m.retries.set({}, opts.store.client.retries);
+      try {
+        await refreshPool(m, opts);
+      } catch (e) {
+        log.warn("cannot read the pool for metrics", { error: String(e) });
+      }
+      return new Response(m.registry.render(), { headers: { "content-type": "text/plain; version=0.0.4" } });
+    },
+  });
+  log.info("controller started", { identity: opts.identity, metrics: `${server.hostname}:${server.port}`, version: VERSION });
+
+  const background = [leadership.run(signal)];
+  if (opts.store instanceof EtcdStore) background.push(countStoreEvents(m, opts.store, signal, log));
+
+  // Leaks seen in the previous run, by exact record: only a second sighting releases.
+  let suspects = new Set<string>();
+  while (!signal.aborted) {
+    await sleep(opts.gcIntervalMs, signal);
+    if (signal.aborted) break;
+    if (!leadership.isLeader) {
+      suspects = new Set();
+      continue;
+    }
+    try {
+      const seen = suspects;
+      const report = await collectGarbage(opts.store, opts.cluster, {
+        graceMs: opts.graceMs,
+        confirm: (leak: Leak) => {
+          if (!leadership.isLeader) throw new LostLeadership("leadership lost during garbage collection");
+          return seen.has(leakKey(leak));
+        },
+      });
+      suspects = new Set(report.deferred.map(leakKey));
+      for (const leak of report.done) {
+        m.gcReleases.add({ network: leak.allocation.network }, 1);
+        log.info(leak.action === "park" ? "gc parked" : "gc released", {
+          ip: leak.allocation.ip, network: leak.allocation.network,
+          pod: `${leak.allocation.podNamespace}/${leak.allocation.podName}`, reason: leak.reason,
+        });
+      }
+      m.gcRuns.add({ outcome: "success" }, 1);
+    } catch (e) {
+      // Partial knowledge (API down, list incomplete) or lost leadership: release nothing, try later.
+      suspects = new Set();
+      m.gcRuns.add({ outcome: "error" }, 1);
+      log.warn("gc run failed: nothing released", { error: (e as Error).message });
+    }
+  }
+  server.stop(true);
+  await Promise.allSettled(background);
+  log.info("controller stopped", { identity: opts.identity });
+}

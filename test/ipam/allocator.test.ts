@@ -1,0 +1,256 @@
+import { describe, expect, test } from "bun:test";
+import { type Family, formatIP, type IP, parseIP } from "../../src/ip/address.ts";
+import { IntervalSet, tryParseInterval } from "../../src/ip/interval_set.ts";
+import { canonicalizeRange, type RawRange } from "../../src/ip/range.ts";
+import type { RangeSet } from "../../src/ip/range_set.ts";
+import { allocateDynamic, freeAddresses, type Pool, startingCursor } from "../../src/ipam/allocator.ts";
+import { PoolExhaustedError } from "../../src/ipam/errors.ts";
+import type { Allocation, ClaimOptions, ClaimOutcome, NetworkStore } from "../../src/store/store.ts";
+
+/** The part of NetworkStore that freeAddresses and allocateDynamic use. */
+type ScanStore = Pick<NetworkStore, "network" | "shared" | "heldBetween" | "cursor" | "claim">;
+
+/**
+ * An in-memory store of that part. `racers` are addresses another node claims between our scan and
+ * our claim: invisible to heldBetween, lost on claim.
+ */
+class FakeStore implements ScanStore {
+  readonly network = "net";
+  /** Shared by several nodes (etcd): a node without a cursor starts at a point of its own. */
+  shared = false;
+  readonly held = new Map<string, Allocation>();
+  readonly racers = new Map<string, Allocation>();
+  readonly cursors = new Map<string, IP>();
+  readonly reads: { from: bigint; to: bigint; limit: number }[] = [];
+
+  constructor(held: string[] = [], cursor?: { node: string; rangeSet: number; ip: string }) {
+    for (const ip of held) this.held.set(formatIP(parseIP(ip)), record(ip, "other"));
+    if (cursor) this.cursors.set(`${cursor.node}/${cursor.rangeSet}`, parseIP(cursor.ip));
+  }
+
+  heldBetween(family: Family, from: bigint, to: bigint, limit: number): Promise<IP[]> {
+    this.reads.push({ from, to, limit });
+    const ips = [...this.held.keys()].map(parseIP)
+      .filter((ip) => ip.family === family && ip.value >= from && ip.value <= to)
+      .sort((a, b) => (a.value < b.value ? -1 : a.value > b.value ? 1 : 0));
+    return Promise.resolve(ips.slice(0, limit));
+  }
+
+  cursor(node: string, rangeSet: number): Promise<IP | undefined> {
+    return Promise.resolve(this.cursors.get(`${node}/${rangeSet}`));
+  }
+
+  claim(ip: IP, rec: Allocation, opts?: ClaimOptions): Promise<ClaimOutcome> {
+    const key = formatIP(ip);
+    const racer = this.racers.get(key);
+    if (racer) {
+      this.racers.delete(key);
+      this.held.set(key, racer);
+    }
+    const holder = this.held.get(key);
+    if (holder) return Promise.resolve({ claimed: false, holder });
+    this.held.set(key, rec);
+    if (opts?.advanceCursor) this.cursors.set(`${rec.node}/${rec.rangeSet}`, ip);
+    return Promise.resolve({ claimed: true });
+  }
+
+}
+
+/** The fake as a NetworkStore: any other method is a test failure, loudly. */
+function asStore(fake: FakeStore): NetworkStore {
+  return new Proxy(fake, {
+    get(target, key, receiver) {
+      if (key in target) {
+        const v = Reflect.get(target, key, receiver);
+        return typeof v === "function" ? v.bind(target) : v;
+      }
+      throw new Error(`FakeStore: ${String(key)} is not expected here`);
+    },
+  }) as unknown as NetworkStore;
+}
+
+function record(ip: string, containerID: string): Allocation {
+  return {
+    ip, network: "net", containerID, ifName: "eth0", node: "node-a", kind: "dynamic", rangeSet: 0,
+    allocatedAt: "2024-01-01T00:00:00.000Z",
+  };
+}
+
+/**
+ * An IntervalSet that fails after too many lookups: a scan that steps through an excluded /65
+ * address by address would otherwise hang the test run (the scan never yields to a timer).
+ */
+class BoundedSet extends IntervalSet {
+  #lookups = 0;
+  override find(ip: IP) {
+    if (++this.#lookups > 100_000) throw new Error("the scan looked up 100,000 addresses: it did not skip excluded intervals");
+    return super.find(ip);
+  }
+}
+
+/** The record allocateDynamic fills in: everything but the address. */
+function request(containerID: string): Omit<Allocation, "ip"> {
+  const { ip: _ip, ...rest } = record("", containerID);
+  return rest;
+}
+
+function pool(ranges: RawRange[], exclude: string[] = []): Pool {
+  const set: RangeSet = ranges.map(canonicalizeRange);
+  return { network: "net", set, index: 0, skip: new BoundedSet(exclude.map((e) => tryParseInterval(e)!)) };
+}
+
+/** The first `limit` free addresses, as text. */
+async function free(store: FakeStore, p: Pool, cursor: string | undefined, limit = 1000): Promise<string[]> {
+  const out: string[] = [];
+  for await (const { ip } of freeAddresses(asStore(store), p, cursor === undefined ? undefined : parseIP(cursor))) {
+    out.push(formatIP(ip));
+    if (out.length >= limit) break;
+  }
+  return out;
+}
+
+describe("freeAddresses", () => {
+  // 10.0.0.0/29: network .0, gateway .1, broadcast .7; the default range is .1-.6.
+  const small = [{ subnet: "10.0.0.0/29" }];
+  // [name, pool, held, cursor, expected]; a /64 is never walked to its end: the first few are compared.
+  const cases: [string, Pool, string[], string | undefined, string[]][] = [
+    ["empty pool: skips the gateway", pool(small), [], undefined, ["10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5", "10.0.0.6"]],
+    ["held addresses skipped", pool(small), ["10.0.0.2", "10.0.0.4"], undefined, ["10.0.0.3", "10.0.0.5", "10.0.0.6"]],
+    ["a range spanning the whole subnet: network, gateway and broadcast skipped",
+      pool([{ subnet: "10.0.0.0/29", rangeStart: "10.0.0.0", rangeEnd: "10.0.0.7", gateway: "10.0.0.6" }]), [], undefined,
+      ["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5"]],
+    ["exclude entries skipped", pool(small, ["10.0.0.3-10.0.0.4", "10.0.0.6"]), [], undefined, ["10.0.0.2", "10.0.0.5"]],
+    ["exclude and held together", pool(small, ["10.0.0.2-10.0.0.3"]), ["10.0.0.4", "10.0.0.6"], undefined, ["10.0.0.5"]],
+    ["exclude covering the subnet", pool(small, ["10.0.0.0/24"]), [], undefined, []],
+    ["everything held", pool(small), ["10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5", "10.0.0.6"], undefined, []],
+    ["round robin from the cursor, the cursor itself last", pool(small), [], "10.0.0.4",
+      ["10.0.0.5", "10.0.0.6", "10.0.0.2", "10.0.0.3", "10.0.0.4"]],
+    ["cursor at the end of the range", pool(small), [], "10.0.0.6", ["10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5", "10.0.0.6"]],
+    ["cursor in no range: from the start", pool(small), [], "10.0.0.200", ["10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5", "10.0.0.6"]],
+    ["spills into the next range, then wraps",
+      pool([{ subnet: "10.0.0.0/29" }, { subnet: "10.0.1.0/29", rangeStart: "10.0.1.4" }]), ["10.0.0.6"], "10.0.0.5",
+      ["10.0.1.4", "10.0.1.5", "10.0.1.6", "10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5"]],
+    ["cursor in the second range",
+      pool([{ subnet: "10.0.0.0/29" }, { subnet: "10.0.1.0/29" }]), ["10.0.0.3"], "10.0.1.5",
+      ["10.0.1.6", "10.0.0.2", "10.0.0.4", "10.0.0.5", "10.0.0.6", "10.0.1.2", "10.0.1.3", "10.0.1.4", "10.0.1.5"]],
+    ["each range skips its own gateway",
+      pool([{ subnet: "10.0.0.0/29", gateway: "10.0.0.6" }, { subnet: "10.0.1.0/29", gateway: "10.0.1.2" }]), [], undefined,
+      ["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5", "10.0.1.1", "10.0.1.3", "10.0.1.4", "10.0.1.5", "10.0.1.6"]],
+    ["IPv6: no broadcast; the last address is free", pool([{ subnet: "fd00::/126" }]), [], undefined, ["fd00::2", "fd00::3"]],
+    ["IPv6 /64 from a cursor, lazily", pool([{ subnet: "fd00::/64" }], ["fd00::1:2-fd00::1:3"]), ["fd00::1:5"], "fd00::1:0",
+      ["fd00::1:1", "fd00::1:4", "fd00::1:6"]],
+    ["IPv6 /64 mostly excluded: jumps over the exclude in one step",
+      pool([{ subnet: "fd00::/64" }], ["fd00::/65", "fd00::8000:0:0:0-fd00::ffff:ffff:ffff:fffd"]), [], undefined,
+      ["fd00::ffff:ffff:ffff:fffe", "fd00::ffff:ffff:ffff:ffff"]],
+    ["IPv6 wraps at the end of a /64", pool([{ subnet: "fd00::/64" }]), [], "fd00::ffff:ffff:ffff:fffe",
+      ["fd00::ffff:ffff:ffff:ffff", "fd00::2", "fd00::3"]],
+  ];
+  test.each(cases)("%s", async (_name, p, held, cursor, expected) => {
+    const huge = p.set.some((r) => r.subnet.length <= 64 && r.subnet.network.family === 6);
+    expect(await free(new FakeStore(held), p, cursor, huge ? expected.length : 1000)).toEqual(expected);
+  });
+
+  test("reads the held addresses in windows of 512", async () => {
+    // 10.0.0.0/21, range .0.2-.7.254; 1,100 held from 10.0.0.2 on, so the scan pages three times.
+    const held: string[] = [];
+    for (let i = 2n; i < 1102n; i++) held.push(formatIP({ family: 4, value: 0x0a000000n + i }));
+    const store = new FakeStore(held);
+    const p = pool([{ subnet: "10.0.0.0/21" }]);
+    expect(await free(store, p, undefined, 3)).toEqual(["10.0.4.78", "10.0.4.79", "10.0.4.80"]); // 0x0a000000 + 1102 = 10.0.4.78
+    expect(store.reads.map((r) => r.limit)).toEqual([512, 512, 512]);
+    expect(store.reads.map((r) => formatIP({ family: 4, value: r.from }))).toEqual(["10.0.0.1", "10.0.2.2", "10.0.4.2"]);
+    expect(store.reads.every((r) => formatIP({ family: 4, value: r.to }) === "10.0.7.254")).toBe(true);
+  });
+
+  test("a full window ending on the last address of the range", async () => {
+    // 512 held exactly fill the window; the scan must still end.
+    const held: string[] = [];
+    for (let i = 2n; i <= 513n; i++) held.push(formatIP({ family: 4, value: 0x0a000000n + i }));
+    const p = pool([{ subnet: "10.0.0.0/22", rangeEnd: formatIP({ family: 4, value: 0x0a000000n + 513n }) }]);
+    expect(await free(new FakeStore(held), p, undefined)).toEqual([]);
+  });
+});
+
+describe("allocateDynamic", () => {
+  const rec = request("c1");
+
+  test("claims the first free address after the cursor and moves the cursor", async () => {
+    const store = new FakeStore(["10.0.0.5"], { node: "node-a", rangeSet: 0, ip: "10.0.0.4" });
+    const { allocation, range } = await allocateDynamic(asStore(store), pool([{ subnet: "10.0.0.0/29" }]), rec);
+    expect(allocation.ip).toBe("10.0.0.6");
+    expect(allocation.containerID).toBe("c1");
+    expect(range.subnet.length).toBe(29);
+    expect(store.held.get("10.0.0.6")).toEqual(allocation);
+    expect(formatIP(store.cursors.get("node-a/0")!)).toBe("10.0.0.6");
+
+    const second = await allocateDynamic(asStore(store), pool([{ subnet: "10.0.0.0/29" }]), request("c2"));
+    expect(second.allocation.ip).toBe("10.0.0.2"); // .6 ended the range: wrap to its start
+  });
+
+  test("a lost race moves on to the next address", async () => {
+    const store = new FakeStore();
+    store.racers.set("10.0.0.2", record("10.0.0.2", "other"));
+    store.racers.set("10.0.0.3", record("10.0.0.3", "other"));
+    const { allocation } = await allocateDynamic(asStore(store), pool([{ subnet: "10.0.0.0/29" }]), rec);
+    expect(allocation.ip).toBe("10.0.0.4");
+  });
+
+  test("finding its own earlier claim is not a conflict", async () => {
+    const store = new FakeStore();
+    const mine = { ...record("10.0.0.2", "c1"), allocatedAt: "earlier" };
+    store.racers.set("10.0.0.2", mine);
+    const { allocation } = await allocateDynamic(asStore(store), pool([{ subnet: "10.0.0.0/29" }]), rec);
+    expect(allocation).toEqual(mine);
+  });
+
+  test("an exhausted pool names the network and its ranges", async () => {
+    const store = new FakeStore(["10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5"]);
+    const p = pool([{ subnet: "10.0.0.0/29" }], ["10.0.0.6"]);
+    const err = await allocateDynamic(asStore(store), p, rec).catch((e) => e);
+    expect(err).toBeInstanceOf(PoolExhaustedError);
+    expect(err.message).toBe(
+      'No free address in network "net" range set 10.0.0.0/29 (10.0.0.1-10.0.0.6): release unused addresses (kube-ipam ls) or add a range',
+    );
+  });
+});
+
+describe("startingCursor (shared pools)", () => {
+  const two = pool([{ subnet: "10.0.0.0/24", rangeStart: "10.0.0.10", rangeEnd: "10.0.0.19" }, { subnet: "10.0.1.0/24" }]);
+
+  test("lies in a range of the set and depends only on the node name", () => {
+    const nodes = Array.from({ length: 50 }, (_, i) => `node-${i}`);
+    const starts = nodes.map((n) => startingCursor(two.set, n));
+    for (const ip of starts) {
+      expect(two.set.some((r) => ip.family === 4 && ip.value >= r.rangeStart.value && ip.value <= r.rangeEnd.value)).toBe(true);
+    }
+    expect(nodes.map((n) => formatIP(startingCursor(two.set, n)))).toEqual(starts.map(formatIP));
+    expect(new Set(starts.map(formatIP)).size).toBeGreaterThan(25); // spread, not all on one address
+  });
+
+  test("IPv6 /64", () => {
+    const p = pool([{ subnet: "fd00::/64" }]);
+    const ip = startingCursor(p.set, "node-a");
+    expect(ip.family).toBe(6);
+    expect(ip.value >= p.set[0]!.rangeStart.value && ip.value <= p.set[0]!.rangeEnd.value).toBe(true);
+  });
+
+  test("a shared store without a cursor starts after the node's point; an unshared one at the start", async () => {
+    const p = pool([{ subnet: "10.0.0.0/16" }]);
+    const rec = request("c1");
+    const start = startingCursor(p.set, rec.node);
+    const expected = [...(await free(new FakeStore(), p, formatIP(start), 1))][0];
+
+    const shared = new FakeStore();
+    shared.shared = true;
+    expect((await allocateDynamic(asStore(shared), p, rec)).allocation.ip).toBe(expected!);
+
+    expect((await allocateDynamic(asStore(new FakeStore()), p, rec)).allocation.ip).toBe("10.0.0.2");
+  });
+
+  test("a cursor, once there, wins over the node's point", async () => {
+    const store = new FakeStore([], { node: "node-a", rangeSet: 0, ip: "10.0.0.40" });
+    store.shared = true;
+    const rec = request("c1");
+    expect((await allocateDynamic(asStore(store), pool([{ subnet: "10.0.0.0/24" }]), rec)).allocation.ip).toBe("10.0.0.41");
+  });
+});
