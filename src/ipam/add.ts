@@ -9,13 +9,13 @@ import { formatIP, type IP, ipEquals, tryParseIP } from "../ip/address.ts";
 import { formatInterval } from "../ip/interval_set.ts";
 import { isInfrastructure, type Range } from "../ip/range.ts";
 import { type RangeSet, rangeSetFamily, rangeWithSubnetOf } from "../ip/range_set.ts";
-import type { Allocation, AllocationKind, NetworkStore, Owner } from "../store/store.ts";
+import type { AddSnapshot, Allocation, AllocationKind, NetworkStore, Owner } from "../store/store.ts";
 import { allocateDynamic, type Pool } from "./allocator.ts";
 import { AddressReservedError, AddressUnavailableError } from "./errors.ts";
 import type { FixedAddress, PodPolicy } from "./pod_policy.ts";
 import { releaseOrPark } from "./release.ts";
 import { assignRequested } from "./requested.ts";
-import { NO_RESERVATIONS, type ReservedAddresses } from "./reservations.ts";
+import { NO_RESERVATIONS, reservedAddresses, type ReservedAddresses } from "./reservations.ts";
 import { ASSUME_LIVE, claimOrTakeOver, type HolderLiveness } from "./takeover.ts";
 
 export interface PodRef {
@@ -30,9 +30,10 @@ export interface AddRequest {
   readonly pod: PodRef;
   readonly dns: Dns;
   readonly now: Date;
+  /** What the store held when the ADD began (NetworkStore.prepareAdd). */
+  readonly snapshot: AddSnapshot;
   /** From the pod's annotations and owners; none without a Kubernetes API. */
   readonly policy?: PodPolicy;
-  readonly reserved?: ReservedAddresses;
   readonly liveness?: HolderLiveness;
 }
 
@@ -67,7 +68,7 @@ function assignFixed(config: IpamConfig, pod: PodRef, fixed: readonly FixedAddre
 }
 
 /** A fixed or requested address must be one the network may hand out at all. */
-function checkAllowed(ip: IP, range: Range, req: AddRequest): void {
+function checkAllowed(ip: IP, range: Range, req: AddRequest, reserved: ReservedAddresses): void {
   const text = formatIP(ip);
   if (isInfrastructure(range, ip)) {
     throw new AddressUnavailableError(text, req.config.network, "it is the gateway, network or broadcast address of its subnet");
@@ -76,7 +77,7 @@ function checkAllowed(ip: IP, range: Range, req: AddRequest): void {
   if (excluded) {
     throw new AddressUnavailableError(text, req.config.network, `it is excluded by ipam.exclude "${formatInterval(excluded)}"`);
   }
-  const reservation = req.reserved?.nameOf(ip);
+  const reservation = reserved.nameOf(ip);
   if (reservation) throw new AddressReservedError(text, reservation);
 }
 
@@ -104,7 +105,13 @@ async function reclaimSticky(store: NetworkStore, pool: Pool, record: Omit<Alloc
   return undefined;
 }
 
-async function claimInPool(store: NetworkStore, pool: Pool, req: AddRequest, fixed: FixedAddress | undefined, requested: IP | undefined): Promise<Claimed> {
+interface PoolRequest {
+  readonly fixed?: FixedAddress;
+  readonly requested?: IP;
+  readonly reserved: ReservedAddresses;
+}
+
+async function claimInPool(store: NetworkStore, pool: Pool, req: AddRequest, { fixed, requested, reserved }: PoolRequest): Promise<Claimed> {
   const sticky = req.policy?.sticky === true && !fixed && !requested;
   const kind: AllocationKind = fixed ? "fixed" : requested ? "requested" : sticky ? "sticky" : "dynamic";
   const record = {
@@ -124,7 +131,7 @@ async function claimInPool(store: NetworkStore, pool: Pool, req: AddRequest, fix
   const want = fixed?.ip ?? requested;
   if (want) {
     const range = rangeWithSubnetOf(pool.set, want)!;
-    checkAllowed(want, range, req);
+    checkAllowed(want, range, req, reserved);
     const allocation = await claimOrTakeOver(store, want, { ...record, ip: formatIP(want) }, req.liveness ?? ASSUME_LIVE);
     return { allocation, ipConfig: ipConfig(want, range, fixed) };
   }
@@ -132,13 +139,14 @@ async function claimInPool(store: NetworkStore, pool: Pool, req: AddRequest, fix
     const reclaimed = await reclaimSticky(store, pool, record, req);
     if (reclaimed) return reclaimed;
   }
-  const { allocation, range } = await allocateDynamic(store, pool, record);
+  const { allocation, range } = await allocateDynamic(store, pool, record, req.snapshot.cursors[pool.index]);
   return { allocation, ipConfig: ipConfig(tryParseIP(allocation.ip)!, range) };
 }
 
 export async function add(store: NetworkStore, req: AddRequest): Promise<IpamResult> {
   const { config, owner } = req;
-  const pools = poolsOf(config, req.reserved);
+  const reserved = reservedAddresses(req.snapshot.reservations);
+  const pools = poolsOf(config, reserved);
   const fixed = assignFixed(config, req.pod, req.policy?.fixed ?? []);
   const requested = assignRequested(config.network, config.rangeSets, config.requestedIPs, config.exclude);
   for (const index of requested.keys()) {
@@ -147,7 +155,7 @@ export async function add(store: NetworkStore, req: AddRequest): Promise<IpamRes
         `the pod's annotation already fixes "${formatIP(fixed.get(index)!.ip)}" in range set ${index}`);
     }
   }
-  const held = await store.findByOwner(owner);
+  const held = req.snapshot.held;
   const claimedNow: Allocation[] = [];
   const ips: IPConfig[] = [];
   try {
@@ -158,7 +166,7 @@ export async function add(store: NetworkStore, req: AddRequest): Promise<IpamRes
         ips.push(ipConfig(existing.ip, existing.range, f && ipEquals(f.ip, existing.ip) ? f : undefined));
         continue;
       }
-      const claimed = await claimInPool(store, pool, req, f, requested.get(pool.index));
+      const claimed = await claimInPool(store, pool, req, { fixed: f, requested: requested.get(pool.index), reserved });
       claimedNow.push(claimed.allocation);
       ips.push(claimed.ipConfig);
     }

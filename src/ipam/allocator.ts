@@ -70,14 +70,17 @@ export function startingCursor(set: RangeSet, node: string): IP {
   return set[0]!.rangeStart;
 }
 
-/** Claims the next free address of the pool for `record` (its ip is filled in). */
+/**
+ * Claims the next free address of the pool after `cursor` (this node's last address in the pool) for
+ * `record` (its ip is filled in).
+ */
 export async function allocateDynamic(
   store: NetworkStore,
   pool: Pool,
   record: Omit<Allocation, "ip">,
+  lastCursor: IP | undefined,
 ): Promise<{ allocation: Allocation; range: Range }> {
-  const cursor = (await store.cursor(record.node, pool.index)) ??
-    (store.shared ? startingCursor(pool.set, record.node) : undefined);
+  const cursor = lastCursor ?? (store.shared ? startingCursor(pool.set, record.node) : undefined);
   let conflicts = 0;
   for await (const { ip, range } of freeAddresses(store, pool, cursor)) {
     const allocation: Allocation = { ...record, ip: formatIP(ip), ...(conflicts ? { conflicts } : {}) };

@@ -13,7 +13,6 @@ import { decodeNetworkConfig } from "../config/network_file.ts";
 import { parseResolvConf } from "../config/resolv_conf.ts";
 import { add, type PodRef } from "../ipam/add.ts";
 import { podPolicy } from "../ipam/pod_policy.ts";
-import { reservedAddresses } from "../ipam/reservations.ts";
 import { check } from "../ipam/check.ts";
 import { del } from "../ipam/del.ts";
 import { toCniError } from "../ipam/error_map.ts";
@@ -66,7 +65,10 @@ async function execute(env: CniEnv, config: IpamConfig, log: Logger): Promise<un
         const args = parseCniArgs(env.args);
         const dns = readDns(config);
         const ref: PodRef = { namespace: args.podNamespace, name: args.podName, uid: args.podUID };
-        const [k8s, reservations] = await Promise.all([kubernetesView(config, ref, env.ifName), store.reservations()]);
+        const [k8s, snapshot] = await Promise.all([
+          kubernetesView(config, ref, env.ifName),
+          net.prepareAdd(owner, config.nodeName, config.rangeSets.length),
+        ]);
         const result = await add(net, {
           config,
           owner,
@@ -75,7 +77,7 @@ async function execute(env: CniEnv, config: IpamConfig, log: Logger): Promise<un
           now: new Date(),
           policy: k8s?.policy,
           liveness: k8s?.liveness,
-          reserved: reservedAddresses(reservations),
+          snapshot,
         });
         return resultToJSON(result, config.cniVersion);
       }

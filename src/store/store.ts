@@ -58,6 +58,15 @@ export interface ClaimOptions {
   readonly advanceCursor?: boolean;
 }
 
+/** What an ADD reads before it claims anything. */
+export interface AddSnapshot {
+  /** What the owner holds already (a retried ADD). */
+  readonly held: readonly Allocation[];
+  /** This node's round-robin cursor per range set. */
+  readonly cursors: readonly (IP | undefined)[];
+  readonly reservations: readonly Reservation[];
+}
+
 /** One network's pool. */
 export interface NetworkStore {
   readonly network: string;
@@ -68,6 +77,8 @@ export interface NetworkStore {
   /** Addresses held in [from, to], ascending, at most `limit` of them. */
   heldBetween(family: 4 | 6, from: bigint, to: bigint, limit: number): Promise<IP[]>;
   findByOwner(owner: Owner): Promise<Allocation[]>;
+  /** Everything an ADD reads first, in one round trip where the store can (etcd: one transaction). */
+  prepareAdd(owner: Owner, node: string, rangeSets: number): Promise<AddSnapshot>;
   /**
    * Releases every address of `owner`; releasing nothing is not an error. Sticky addresses are parked
    * (kept for the pod name) instead. Returns the records as they were.

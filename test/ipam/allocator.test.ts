@@ -171,19 +171,24 @@ describe("freeAddresses", () => {
   });
 });
 
+/** allocateDynamic as ADD calls it: with the node's cursor read beforehand. */
+async function allocate(store: FakeStore, p: Pool, r: ReturnType<typeof request>) {
+  return allocateDynamic(asStore(store), p, r, await store.cursor(r.node, p.index));
+}
+
 describe("allocateDynamic", () => {
   const rec = request("c1");
 
   test("claims the first free address after the cursor and moves the cursor", async () => {
     const store = new FakeStore(["10.0.0.5"], { node: "node-a", rangeSet: 0, ip: "10.0.0.4" });
-    const { allocation, range } = await allocateDynamic(asStore(store), pool([{ subnet: "10.0.0.0/29" }]), rec);
+    const { allocation, range } = await allocate(store, pool([{ subnet: "10.0.0.0/29" }]), rec);
     expect(allocation.ip).toBe("10.0.0.6");
     expect(allocation.containerID).toBe("c1");
     expect(range.subnet.length).toBe(29);
     expect(store.held.get("10.0.0.6")).toEqual(allocation);
     expect(formatIP(store.cursors.get("node-a/0")!)).toBe("10.0.0.6");
 
-    const second = await allocateDynamic(asStore(store), pool([{ subnet: "10.0.0.0/29" }]), request("c2"));
+    const second = await allocate(store, pool([{ subnet: "10.0.0.0/29" }]), request("c2"));
     expect(second.allocation.ip).toBe("10.0.0.2"); // .6 ended the range: wrap to its start
   });
 
@@ -191,7 +196,7 @@ describe("allocateDynamic", () => {
     const store = new FakeStore();
     store.racers.set("10.0.0.2", record("10.0.0.2", "other"));
     store.racers.set("10.0.0.3", record("10.0.0.3", "other"));
-    const { allocation } = await allocateDynamic(asStore(store), pool([{ subnet: "10.0.0.0/29" }]), rec);
+    const { allocation } = await allocate(store, pool([{ subnet: "10.0.0.0/29" }]), rec);
     expect(allocation.ip).toBe("10.0.0.4");
   });
 
@@ -199,14 +204,14 @@ describe("allocateDynamic", () => {
     const store = new FakeStore();
     const mine = { ...record("10.0.0.2", "c1"), allocatedAt: "earlier" };
     store.racers.set("10.0.0.2", mine);
-    const { allocation } = await allocateDynamic(asStore(store), pool([{ subnet: "10.0.0.0/29" }]), rec);
+    const { allocation } = await allocate(store, pool([{ subnet: "10.0.0.0/29" }]), rec);
     expect(allocation).toEqual(mine);
   });
 
   test("an exhausted pool names the network and its ranges", async () => {
     const store = new FakeStore(["10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5"]);
     const p = pool([{ subnet: "10.0.0.0/29" }], ["10.0.0.6"]);
-    const err = await allocateDynamic(asStore(store), p, rec).catch((e) => e);
+    const err = await allocate(store, p, rec).catch((e) => e);
     expect(err).toBeInstanceOf(PoolExhaustedError);
     expect(err.message).toBe(
       'No free address in network "net" range set 10.0.0.0/29 (10.0.0.1-10.0.0.6): release unused addresses (kube-ipam ls) or add a range',
@@ -242,15 +247,15 @@ describe("startingCursor (shared pools)", () => {
 
     const shared = new FakeStore();
     shared.shared = true;
-    expect((await allocateDynamic(asStore(shared), p, rec)).allocation.ip).toBe(expected!);
+    expect((await allocate(shared, p, rec)).allocation.ip).toBe(expected!);
 
-    expect((await allocateDynamic(asStore(new FakeStore()), p, rec)).allocation.ip).toBe("10.0.0.2");
+    expect((await allocate(new FakeStore(), p, rec)).allocation.ip).toBe("10.0.0.2");
   });
 
   test("a cursor, once there, wins over the node's point", async () => {
     const store = new FakeStore([], { node: "node-a", rangeSet: 0, ip: "10.0.0.40" });
     store.shared = true;
     const rec = request("c1");
-    expect((await allocateDynamic(asStore(store), pool([{ subnet: "10.0.0.0/24" }]), rec)).allocation.ip).toBe("10.0.0.41");
+    expect((await allocate(store, pool([{ subnet: "10.0.0.0/24" }]), rec)).allocation.ip).toBe("10.0.0.41");
   });
 });

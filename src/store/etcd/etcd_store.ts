@@ -5,7 +5,7 @@
 import type { EtcdStoreConfig } from "../../config/store_config.ts";
 import { type IP, ipFromHex, ipToHex, tryParseIP } from "../../ip/address.ts";
 import { decodeRecord, encodeRecord } from "../record.ts";
-import type { Allocation, ClaimOptions, ClaimOutcome, NetworkStore, Owner, Reservation, Store } from "../store.ts";
+import type { AddSnapshot, Allocation, ClaimOptions, ClaimOutcome, NetworkStore, Owner, Reservation, Store } from "../store.ts";
 import { createRevision, del, EtcdClient, get, type KeyValue, modRevision, prefixEnd, put, type TxnOp, value } from "./client.ts";
 import { NetworkKeys, networksPrefix, reservationKey } from "./keys.ts";
 
@@ -17,10 +17,33 @@ class EtcdNetworkStore implements NetworkStore {
   readonly shared = true;
   readonly #etcd: EtcdClient;
   readonly #keys: NetworkKeys;
+  readonly #prefix: string;
 
   constructor(etcd: EtcdClient, prefix: string, readonly network: string) {
     this.#etcd = etcd;
+    this.#prefix = prefix;
     this.#keys = new NetworkKeys(prefix, network);
+  }
+
+  /** One transaction of reads: the owner index, the reservations and this node's cursors. */
+  async prepareAdd(owner: Owner, node: string, rangeSets: number): Promise<AddSnapshot> {
+    const cursorKeys = Array.from({ length: rangeSets }, (_, i) => this.#keys.cursor(node, i));
+    const r = await this.#etcd.txn()
+      .then(
+        get(this.#keys.ownerPrefix(owner), { prefix: true }),
+        get(reservationKey(this.#prefix, ""), { prefix: true }),
+        ...cursorKeys.map((k) => get(k)),
+      )
+      .commit();
+    const kvs = r.responses.map((x) => (x.kind === "range" ? x.kvs : []));
+    return {
+      held: decodeAll(kvs[0] ?? []),
+      reservations: (kvs[1] ?? []).map((kv) => JSON.parse(kv.value) as Reservation),
+      cursors: cursorKeys.map((_, i) => {
+        const kv = kvs[2 + i]?.[0];
+        return kv && ipFromHex(kv.value);
+      }),
+    };
   }
 
   /** The writes that make `record` the holder of `ip`: claim key, owner entry, sticky index. */

@@ -18,7 +18,7 @@ import { closeSync, fsyncSync, linkSync, mkdirSync, openSync, readdirSync, readF
 import { join } from "node:path";
 import { type IP, ipFromHex, ipToHex, tryParseIP } from "../../ip/address.ts";
 import { decodeRecord, encodeRecord, identical } from "../record.ts";
-import { type Allocation, type ClaimOptions, type ClaimOutcome, type NetworkStore, type Owner, type Reservation,
+import { type AddSnapshot, type Allocation, type ClaimOptions, type ClaimOutcome, type NetworkStore, type Owner, type Reservation,
   sameOwner, type Store, StoreError } from "../store.ts";
 import { withFileLock } from "./flock.ts";
 
@@ -82,14 +82,16 @@ function writeTmp(dir: string, text: string): string {
 
 class FileNetworkStore implements NetworkStore {
   readonly shared = false;
+  readonly #store: FileStore;
   readonly #dir: string;
   readonly #ips: string;
   readonly #owners: string;
   readonly #cursors: string;
   readonly #tmp: string;
 
-  constructor(dataDir: string, readonly network: string) {
-    this.#dir = join(dataDir, network);
+  constructor(store: FileStore, readonly network: string) {
+    this.#store = store;
+    this.#dir = join(store.dataDir, network);
     this.#ips = join(this.#dir, "ips");
     this.#owners = join(this.#dir, "owners");
     this.#cursors = join(this.#dir, "cursors");
@@ -193,6 +195,11 @@ class FileNetworkStore implements NetworkStore {
       const ino = inode(entry);
       return { entry, ipPath, claimed: ino !== undefined && ino === inode(ipPath) };
     });
+  }
+
+  async prepareAdd(owner: Owner, node: string, rangeSets: number): Promise<AddSnapshot> {
+    const cursors = await Promise.all(Array.from({ length: rangeSets }, (_, i) => this.cursor(node, i)));
+    return { held: await this.findByOwner(owner), cursors, reservations: await this.#store.reservations() };
   }
 
   findByOwner(owner: Owner): Promise<Allocation[]> {
@@ -339,7 +346,7 @@ export class FileStore implements Store {
   }
 
   network(name: string): FileNetworkStore {
-    return new FileNetworkStore(this.dataDir, name);
+    return new FileNetworkStore(this, name);
   }
 
   networks(): Promise<string[]> {
