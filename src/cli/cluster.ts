@@ -3,7 +3,7 @@
 import type { IpamConfig } from "../config/ipam_config.ts";
 import { KubeClient } from "../k8s/client.ts";
 import { inClusterConfig, loadKubeConfig } from "../k8s/kubeconfig.ts";
-import { kubeConfigPath } from "../plugin/pod_lookup.ts";
+import { kubeConfigPath } from "../plugin/kube_path.ts";
 
 export async function clusterClient(config: IpamConfig, kubeconfigFlag: string | undefined): Promise<KubeClient> {
   const path = kubeconfigFlag ?? kubeConfigPath(config);

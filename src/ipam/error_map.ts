@@ -2,8 +2,7 @@
 import { CniError, ErrorCode } from "../cni/errors.ts";
 import { ConfigError, DecodeError } from "../config/errors.ts";
 import { EtcdConfigError, EtcdRequestError, EtcdTlsError, EtcdUnavailableError } from "../store/etcd/errors.ts";
-import { KubeUnavailableError } from "../k8s/client.ts";
-import { KubeConfigError } from "../k8s/kubeconfig.ts";
+import { KubeConfigError, KubeUnavailableError } from "../k8s/errors.ts";
 import { StoreError } from "../store/store.ts";
 import { AddressInUseError, AddressReservedError, AddressUnavailableError, PoolExhaustedError } from "./errors.ts";
 

@@ -2,7 +2,10 @@
 // Every failure becomes a KubeUnavailableError in one place (`unavailable` below); the only answer that is
 // not an error is a real NotFound for the object asked for.
 import { readFileSync } from "node:fs";
+import { KubeUnavailableError } from "./errors.ts";
 import type { KubeConfig } from "./kubeconfig.ts";
+
+export { KubeUnavailableError };
 import type { List, Pod, StatefulSet, Status } from "./types.ts";
 
 export interface KubeClientOptions {
@@ -12,22 +15,6 @@ export interface KubeClientOptions {
   readonly pageSize?: number;
 }
 
-/**
- * The API could not answer: unreachable, too slow, refused our credentials or TLS, failed, or said something
- * we cannot use. Callers should try again later, never act as if the object did not exist.
- */
-export class KubeUnavailableError extends Error {
-  override name = "KubeUnavailableError";
-  constructor(
-    readonly server: string,
-    message: string,
-    /** HTTP status when the server answered. */
-    readonly status?: number,
-    options?: ErrorOptions,
-  ) {
-    super(message, options);
-  }
-}
 
 const TOKEN_REREAD_MS = 60_000; // as client-go: rotated service account tokens are picked up within a minute
 

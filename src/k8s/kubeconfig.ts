@@ -2,6 +2,9 @@
 // Only what one HTTPS GET needs: server, CA, bearer token or client certificate.
 import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
+import { KubeConfigError } from "./errors.ts";
+
+export { KubeConfigError };
 
 /** A resolved API endpoint and credentials, file contents already read. */
 export interface KubeConfig {
@@ -20,13 +23,6 @@ export interface KubeConfig {
   readonly key?: string;
 }
 
-/** A kubeconfig or in-cluster setup that cannot be used; `source` is the file or "in-cluster". */
-export class KubeConfigError extends Error {
-  override name = "KubeConfigError";
-  constructor(readonly source: string, message: string, options?: ErrorOptions) {
-    super(message, options);
-  }
-}
 
 export interface InClusterOptions {
   /** Defaults to process.env. */

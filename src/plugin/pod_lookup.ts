@@ -2,21 +2,13 @@
 // the pod recorded in another allocation still exists. With a kubeconfig configured, an API that
 // cannot answer fails the ADD (code 11): never a silent dynamic address for a pod that may want a
 // fixed one.
-import { existsSync } from "node:fs";
 import { CniError, ErrorCode } from "../cni/errors.ts";
-import { DEFAULT_KUBECONFIG, type IpamConfig } from "../config/ipam_config.ts";
 import type { PodRef } from "../ipam/add.ts";
 import type { HolderLiveness } from "../ipam/takeover.ts";
 import { KubeClient } from "../k8s/client.ts";
 import { loadKubeConfig } from "../k8s/kubeconfig.ts";
 import type { Pod } from "../k8s/types.ts";
 import type { Allocation } from "../store/store.ts";
-
-/** The kubeconfig to use: the configured one, else the seed's default path when that file exists. */
-export function kubeConfigPath(config: IpamConfig): string | undefined {
-  if (config.kubeConfig) return config.kubeConfig;
-  return existsSync(DEFAULT_KUBECONFIG) ? DEFAULT_KUBECONFIG : undefined;
-}
 
 export async function kubeClient(path: string): Promise<KubeClient> {
   return new KubeClient(await loadKubeConfig(path), { timeoutMs: 3000 });

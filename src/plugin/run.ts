@@ -20,7 +20,7 @@ import { gcAttachments } from "../ipam/gc.ts";
 import { status } from "../ipam/status.ts";
 import { Logger } from "../log/logger.ts";
 import { openStore } from "../store/open.ts";
-import { apiLiveness, getPod, kubeClient, kubeConfigPath } from "./pod_lookup.ts";
+import { kubeConfigPath } from "./kube_path.ts";
 
 export interface CniOutcome {
   readonly stdout: string;
@@ -46,6 +46,8 @@ function rawLogFile(raw: unknown): string {
 async function kubernetesView(config: IpamConfig, ref: PodRef, ifName: string) {
   const path = ref.namespace && ref.name ? kubeConfigPath(config) : undefined;
   if (!path) return undefined;
+  // Loaded only for pods on a cluster with a kubeconfig: a plugin without one never pays for it.
+  const { apiLiveness, getPod, kubeClient } = await import("./pod_lookup.ts");
   const client = await kubeClient(path);
   const pod = await getPod(client, ref);
   return {

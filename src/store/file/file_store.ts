@@ -60,17 +60,37 @@ function readRecord(path: string): Allocation | undefined {
   return text === undefined ? undefined : decodeRecord(text);
 }
 
+/** link(2), creating the target's directory on first use (one syscall in the common case). */
+function linkMakingDir(from: string, to: string): void {
+  try {
+    linkSync(from, to);
+  } catch (e) {
+    if (code(e) !== "ENOENT") throw e;
+    mkdirSync(to.slice(0, to.lastIndexOf("/")), { recursive: true });
+    linkSync(from, to);
+  }
+}
+
 let tmpCounter = 0;
 
-/** Writes `text` durably to a fresh file in `dir` and returns its path. */
-function writeTmp(dir: string, text: string): string {
+/**
+ * Writes `text` to a fresh file in `dir` and returns its path; `durable` fsyncs it (records, so that
+ * a power loss cannot leave an empty claim behind; a cursor is only a hint and skips it).
+ */
+function writeTmp(dir: string, text: string, durable = true): string {
   const path = join(dir, `${process.pid}.${Date.now()}.${tmpCounter++}`);
   try {
-    mkdirSync(dir, { recursive: true });
-    const fd = openSync(path, "wx", 0o644);
+    let fd: number;
+    try {
+      fd = openSync(path, "wx", 0o644);
+    } catch (e) {
+      if (code(e) !== "ENOENT") throw e;
+      mkdirSync(dir, { recursive: true });
+      fd = openSync(path, "wx", 0o644);
+    }
     try {
       writeSync(fd, text);
-      fsyncSync(fd);
+      if (durable) fsyncSync(fd);
     } finally {
       closeSync(fd);
     }
@@ -123,7 +143,6 @@ class FileNetworkStore implements NetworkStore {
   }
 
   claim(ip: IP, record: Allocation, opts?: ClaimOptions): Promise<ClaimOutcome> {
-    this.#ensureDirs();
     const hex = ipToHex(ip);
     const tmp = writeTmp(this.#tmp, encodeRecord(record));
     const ownerDir = this.#ownerDir(record);
@@ -141,7 +160,7 @@ class FileNetworkStore implements NetworkStore {
         linkSync(tmp, ownerEntry);
       }
       try {
-        linkSync(tmp, ipPath);
+        linkMakingDir(tmp, ipPath);
       } catch (e) {
         unlinkSync(ownerEntry);
         if (code(e) === "EEXIST") return Promise.resolve({ claimed: false, holder: readRecord(ipPath) });
@@ -161,10 +180,16 @@ class FileNetworkStore implements NetworkStore {
   }
 
   #writeCursor(node: string, rangeSet: number, hex: string): void {
-    const tmp = writeTmp(this.#tmp, hex);
+    const tmp = writeTmp(this.#tmp, hex, false);
     const path = this.#cursorPath(node, rangeSet);
     try {
-      renameSync(tmp, path);
+      try {
+        renameSync(tmp, path);
+      } catch (e) {
+        if (code(e) !== "ENOENT") throw e;
+        mkdirSync(this.#cursors, { recursive: true });
+        renameSync(tmp, path);
+      }
     } catch (e) {
       throw ioError("write", path, e);
     }
