@@ -4,8 +4,14 @@ import { toCniError } from "../ipam/error_map.ts";
 import { VERSION } from "../version.ts";
 import { EXAMPLE_KINDS, exampleConfig } from "./example_config.ts";
 import { parseFlags, UsageError } from "./flags.ts";
+import { controllerCommand } from "./controller.ts";
+import { gcCommand } from "./gc.ts";
+import { INSTALL_CNI_SWITCHES, INSTALL_CNI_VALUED, installCniCommand } from "./install_cni.ts";
 import { lsCommand } from "./ls.ts";
+import { releaseCommand } from "./release.ts";
 import { NotFoundError, reserveCommand, reservedCommand, unreserveCommand } from "./reserve.ts";
+import { showCommand } from "./show.ts";
+import { usageCommand } from "./usage.ts";
 
 export const HELP = `kube-ipam ${VERSION}: cluster-wide IP address management for Kubernetes CNI plugins
 
@@ -14,6 +20,16 @@ As a CNI IPAM plugin, the container runtime runs it with CNI_COMMAND set
 
 Commands:
   kube-ipam ls --conf FILE [-o table|json]   addresses held in the network of FILE
+  kube-ipam show ADDR --conf FILE [-o table|json]
+                                             who holds ADDR, since when, reserved by what
+  kube-ipam usage --conf FILE [-o table|json]
+                                             size, used, reserved and free addresses per range
+  kube-ipam release ADDR --conf FILE --yes   take ADDR from its holder (force)
+  kube-ipam gc --conf FILE [--dry-run] [--grace 5m] [--kubeconfig FILE] [-o table|json]
+                                             release addresses whose pod is gone (every network)
+  kube-ipam controller --conf FILE [--metrics-addr 0.0.0.0:9153] [--gc-interval 1m] [--grace 5m]
+                       [--kubeconfig FILE] [--lease-ttl 5s]
+                                             leader-elected gc and Prometheus metrics (runs until SIGTERM)
   kube-ipam reserve NAME ADDR|A-B|CIDR... --conf FILE
                                              never hand these addresses out (any network)
   kube-ipam unreserve NAME --conf FILE       remove a reservation
@@ -21,6 +37,10 @@ Commands:
                                              list reservations
   kube-ipam example-config [${EXAMPLE_KINDS.join("|")}]
                                              print a network config to start from
+  kube-ipam install-cni --bin-dir DIR --conf-dir DIR --conf FILE [--name FILENAME] [--sleep]
+                                             install this binary as DIR/kube-ipam and FILE into the
+                                             CNI config directory (with KUBE_IPAM_NODE_NAME as
+                                             ipam.nodeName), atomically; --sleep then waits for SIGTERM
   kube-ipam version                          print the version
   kube-ipam help                             this text
 
@@ -47,8 +67,22 @@ async function dispatch(command: string, rest: readonly string[]): Promise<strin
     case "example-config":
     case "-outputconf":
       return exampleConfig(parseFlags(rest, []).positional[0]);
+    case "install-cni":
+      return await installCniCommand(parseFlags(rest, INSTALL_CNI_VALUED, INSTALL_CNI_SWITCHES));
     case "ls":
       return await lsCommand(parseFlags(rest, ["conf", "o", "output"]));
+    case "show":
+      return await showCommand(parseFlags(rest, ["conf", "o", "output"]));
+    case "usage":
+      return await usageCommand(parseFlags(rest, ["conf", "o", "output"]));
+    case "release":
+      return await releaseCommand(parseFlags(rest, ["conf"], ["yes"]));
+    case "controller":
+      return await controllerCommand(
+        parseFlags(rest, ["conf", "metrics-addr", "gc-interval", "grace", "kubeconfig", "lease-ttl"]),
+      );
+    case "gc":
+      return await gcCommand(parseFlags(rest, ["conf", "o", "output", "grace", "kubeconfig"], ["dry-run"]));
     case "reserve":
       return await reserveCommand(parseFlags(rest, ["conf"]));
     case "unreserve":

@@ -49,7 +49,7 @@ function makeMetrics() {
     allocations: r.counter("kube_ipam_allocations_total", "Addresses given to a container, seen in the store since this replica started"),
     releases: r.counter("kube_ipam_releases_total", "Addresses released or parked, seen in the store since this replica started"),
     conflicts: r.counter("kube_ipam_conflicts_total", "Claims plugins lost to a concurrent claim before succeeding, from new allocation records"),
-    retries: r.gauge("kube_ipam_retries_total", "etcd requests of this replica retried on another endpoint or later"),
+    retries: r.counter("kube_ipam_retries_total", "etcd requests of this replica retried on another endpoint or later"),
     gcReleases: r.counter("kube_ipam_gc_releases_total", "Leaked addresses released (or sticky ones parked) by garbage collection"),
     gcRuns: r.counter("kube_ipam_gc_runs_total", "Garbage collection runs by outcome"),
     leader: r.gauge("kube_ipam_leader", "1 when this replica is the elected leader"),
