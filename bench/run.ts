@@ -1,7 +1,7 @@
 // `npm run bench`: kube-ipam side by side with host-local (Go, node-local files, /usr/lib/cni), run
 // the way a container runtime runs them, in the same run on the same machine. Prints the tables,
 // and with --write also docs/benchmarks.md and the charts under docs/.
-//   bun bench/run.ts [--write] [--quick]
+//   bun bench/run.ts [--write] [--quick] [--only a,b,c,d,e,curve]
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -14,6 +14,9 @@ const HOST_LOCAL: Plugin = { name: "host-local", binary: "/usr/lib/cni/host-loca
 const KUBE_IPAM: Plugin = { name: "kube-ipam", binary: join(ROOT, "dist/kube-ipam") };
 const quick = process.argv.includes("--quick");
 const write = process.argv.includes("--write");
+const onlyArg = process.argv.indexOf("--only");
+const only = onlyArg > 0 ? new Set(process.argv[onlyArg + 1]!.split(",")) : undefined;
+const want = (scenario: string) => !only || only.has(scenario);
 const work = mkdtempSync(join(tmpdir(), "kube-ipam-bench-"));
 let seq = 0;
 
@@ -203,30 +206,39 @@ async function main() {
     };
     console.log(out.join("\n"));
 
-    const a = await scenarioA(variants);
-    say("### (a) 300 ADDs at concurrency 10 on a pool of exactly 300 addresses\n");
-    say(table(["plugin", "total (median)", "throughput", "vs host-local"], a.rows));
+    if (want("a")) {
+      const a = await scenarioA(variants);
+      say("### (a) 300 ADDs at concurrency 10 on a pool of exactly 300 addresses\n");
+      say(table(["plugin", "total (median)", "throughput", "vs host-local"], a.rows));
+    }
 
-    cluster = await startEtcdCluster(3);
-    say(`\n### (b) ${quick ? 200 : 1000} pods, 10 nodes, as many addresses, 3-member etcd, concurrency 20\n`);
-    say(table(["step", "pods", "time", "rate", "duplicates"], await scenarioB(cluster)));
-    await cluster.stop();
-    cluster = undefined;
+    if (want("b")) {
+      cluster = await startEtcdCluster(3);
+      say(`\n### (b) ${quick ? 200 : 1000} pods, 10 nodes, as many addresses, 3-member etcd, concurrency 20\n`);
+      say(table(["step", "pods", "time", "rate", "duplicates"], await scenarioB(cluster)));
+      await cluster.stop();
+      cluster = undefined;
+    }
 
     const fillSeries = [];
-    for (const v of variants.slice(1)) fillSeries.push({ name: v.label, points: await scenarioC(v) });
+    if (want("c")) for (const v of variants.slice(1)) fillSeries.push({ name: v.label, points: await scenarioC(v) });
     const fillRows = fillSeries.map((s) => {
       const empty = s.points[0]![1], full = s.points[s.points.length - 1]![1];
       return [s.name, fmt(empty), fmt(full), `${(full / empty).toFixed(2)}x`];
     });
-    say("\n### (c) One ADD on a /22: empty and 95% full (median, each from a new node name)\n");
-    say(table(["plugin", "empty", "95% full", "ratio"], fillRows));
-
-    say("\n### (d) Single ADD, one at a time, on a /16\n");
-    say(table(["plugin", "median", "p99", "peak RSS"], await scenarioD(variants)));
-
-    say("\n### (e) Binary and start-up (CNI VERSION, median)\n");
-    say(table(["plugin", "binary size", "start-up"], await scenarioE()));
+    if (want("c")) {
+      say("\n### (c) One ADD on a /22: empty and 95% full (median, each from a new node name)\n");
+      say(table(["plugin", "empty", "95% full", "ratio"], fillRows));
+    }
+    if (want("d")) {
+      say("\n### (d) Single ADD, one at a time, on a /16\n");
+      say(table(["plugin", "median", "p99", "peak RSS"], await scenarioD(variants)));
+    }
+    if (want("e")) {
+      say("\n### (e) Binary and start-up (CNI VERSION, median)\n");
+      say(table(["plugin", "binary size", "start-up"], await scenarioE()));
+    }
+    if (!want("curve")) return;
 
     const curve = await throughputCurve(variants);
     const colors = ["#555555", "#1f77b4", "#d62728"];

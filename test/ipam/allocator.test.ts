@@ -8,7 +8,7 @@ import { PoolExhaustedError } from "../../src/ipam/errors.ts";
 import type { Allocation, ClaimOptions, ClaimOutcome, NetworkStore } from "../../src/store/store.ts";
 
 /** The part of NetworkStore that freeAddresses and allocateDynamic use. */
-type ScanStore = Pick<NetworkStore, "network" | "shared" | "heldBetween" | "cursor" | "claim">;
+type ScanStore = Pick<NetworkStore, "network" | "shared" | "heldBetween" | "countHeld" | "cursor" | "claim">;
 
 /**
  * An in-memory store of that part. `racers` are addresses another node claims between our scan and
@@ -34,6 +34,14 @@ class FakeStore implements ScanStore {
       .filter((ip) => ip.family === family && ip.value >= from && ip.value <= to)
       .sort((a, b) => (a.value < b.value ? -1 : a.value > b.value ? 1 : 0));
     return Promise.resolve(ips.slice(0, limit));
+  }
+
+  readonly counts: { from: bigint; to: bigint }[] = [];
+
+  countHeld(family: Family, from: bigint, to: bigint): Promise<number> {
+    this.counts.push({ from, to });
+    const n = [...this.held.keys()].map(parseIP).filter((ip) => ip.family === family && ip.value >= from && ip.value <= to).length;
+    return Promise.resolve(n);
   }
 
   cursor(node: string, rangeSet: number): Promise<IP | undefined> {
@@ -150,20 +158,28 @@ describe("freeAddresses", () => {
     expect(await free(new FakeStore(held), p, cursor, huge ? expected.length : 1000)).toEqual(expected);
   });
 
-  test("reads the held addresses in windows of 512", async () => {
-    // 10.0.0.0/21, range .0.2-.7.254; 1,100 held from 10.0.0.2 on, so the scan pages three times.
+  test("reads keys in windows of 64 and skips a dense run with counts", async () => {
+    // 10.0.0.0/21, range .0.1-.7.254 (.1 is the gateway); 1,100 held from 10.0.0.2 on.
     const held: string[] = [];
     for (let i = 2n; i < 1102n; i++) held.push(formatIP({ family: 4, value: 0x0a000000n + i }));
     const store = new FakeStore(held);
     const p = pool([{ subnet: "10.0.0.0/21" }]);
     expect(await free(store, p, undefined, 3)).toEqual(["10.0.4.78", "10.0.4.79", "10.0.4.80"]); // 0x0a000000 + 1102 = 10.0.4.78
-    expect(store.reads.map((r) => r.limit)).toEqual([512, 512, 512]);
-    expect(store.reads.map((r) => formatIP({ family: 4, value: r.from }))).toEqual(["10.0.0.1", "10.0.2.2", "10.0.4.2"]);
-    expect(store.reads.every((r) => formatIP({ family: 4, value: r.to }) === "10.0.7.254")).toBe(true);
+    // Keys are read only at the start and next to the gap; the run between is crossed with counts.
+    expect(store.reads.map((r) => r.limit)).toEqual([64, 64]);
+    expect(store.reads.map((r) => formatIP({ family: 4, value: r.from }))).toEqual(["10.0.0.1", "10.0.4.65"]);
+    expect(store.counts.length).toBeLessThanOrEqual(10);
+  });
+
+  test("a dense run up to the end of the range ends the segment", async () => {
+    const held: string[] = [];
+    for (let i = 2n; i <= 700n; i++) held.push(formatIP({ family: 4, value: 0x0a000000n + i }));
+    const p = pool([{ subnet: "10.0.0.0/22", rangeEnd: formatIP({ family: 4, value: 0x0a000000n + 700n }) }]);
+    expect(await free(new FakeStore(held), p, undefined)).toEqual([]);
   });
 
   test("a full window ending on the last address of the range", async () => {
-    // 512 held exactly fill the window; the scan must still end.
+    // 512 held fill whole windows up to the last address; the scan must still end.
     const held: string[] = [];
     for (let i = 2n; i <= 513n; i++) held.push(formatIP({ family: 4, value: 0x0a000000n + i }));
     const p = pool([{ subnet: "10.0.0.0/22", rangeEnd: formatIP({ family: 4, value: 0x0a000000n + 513n }) }]);

@@ -96,6 +96,12 @@ class EtcdNetworkStore implements NetworkStore {
     return kvs.map((kv) => this.#keys.ipOf(kv.key)).filter((ip): ip is IP => ip !== undefined);
   }
 
+  async countHeld(family: 4 | 6, from: bigint, to: bigint): Promise<number> {
+    const start = this.#keys.ip({ family, value: from });
+    const end = `${this.#keys.ip({ family, value: to })}\u0000`;
+    return (await this.#etcd.range(start, { end, countOnly: true })).count;
+  }
+
   async #ownerEntries(owner: Owner): Promise<KeyValue[]> {
     return (await this.#etcd.range(this.#keys.ownerPrefix(owner), { prefix: true })).kvs;
   }

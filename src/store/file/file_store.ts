@@ -201,14 +201,32 @@ class FileNetworkStore implements NetworkStore {
     return Promise.resolve(hex === undefined ? undefined : ipFromHex(hex));
   }
 
-  heldBetween(family: 4 | 6, from: bigint, to: bigint, limit: number): Promise<IP[]> {
-    const held: IP[] = [];
-    for (const hex of listDir(this.#ips)) {
-      const ip = ipFromHex(hex);
-      if (ip && ip.family === family && ip.value >= from && ip.value <= to) held.push(ip);
+  async countHeld(family: 4 | 6, from: bigint, to: bigint): Promise<number> {
+    return (await this.heldBetween(family, from, to, Number.MAX_SAFE_INTEGER)).length;
+  }
+
+  // One directory listing serves a whole scan: a scan reads window after window, and the listing is
+  // only a guide anyway (the claim's link decides). Refreshed after a second for long-lived callers.
+  #listing: { at: number; ips: IP[] } | undefined;
+
+  #held(): IP[] {
+    const now = Date.now();
+    if (!this.#listing || now - this.#listing.at > 1000) {
+      const ips = listDir(this.#ips).map(ipFromHex).filter((ip): ip is IP => ip !== undefined);
+      ips.sort((a, b) => a.family - b.family || (a.value < b.value ? -1 : a.value > b.value ? 1 : 0));
+      this.#listing = { at: now, ips };
     }
-    held.sort((a, b) => (a.value < b.value ? -1 : a.value > b.value ? 1 : 0));
-    return Promise.resolve(held.slice(0, limit));
+    return this.#listing.ips;
+  }
+
+  heldBetween(family: 4 | 6, from: bigint, to: bigint, limit: number): Promise<IP[]> {
+    const out: IP[] = [];
+    for (const ip of this.#held()) {
+      if (ip.family !== family || ip.value < from) continue;
+      if (ip.value > to || out.length >= limit) break;
+      out.push(ip);
+    }
+    return Promise.resolve(out);
   }
 
   /** The owner's entries, split into completed claims (same inode as ips/<hex>) and the rest. */
