@@ -3,7 +3,7 @@ import { hostname } from "node:os";
 import { readFileSync } from "node:fs";
 import { parseCniArgs } from "../cni/args.ts";
 import { type CniEnv, readCniEnv } from "../cni/env.ts";
-import { CniError, ErrorCode, errorToJSON } from "../cni/errors.ts";
+import { errorToJSON } from "../cni/errors.ts";
 import { type Dns, resultToJSON } from "../cni/result.ts";
 import { checkConfigVersion, type CniVersion, CURRENT_VERSION, isSupportedVersion, requireVersionFor,
   SUPPORTED_VERSIONS } from "../cni/version.ts";

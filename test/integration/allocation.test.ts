@@ -1,9 +1,7 @@
 // Allocation semantics through the real binary on the embedded store: round-robin, the addresses
 // never handed out, exhaustion, idempotent ADD/DEL, requested addresses, range sets and networks.
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { writeFileSync } from "node:fs";
-import { join } from "node:path";
-import { type CniCall, type CniReply, fileNetConf, runCli, runPlugin, tempDir } from "../support/plugin.ts";
+import { type CniCall, type CniReply, fileNetConf, listAllocations, runPlugin, tempDir } from "../support/plugin.ts";
 
 let dir: ReturnType<typeof tempDir>;
 beforeEach(() => {
@@ -36,14 +34,7 @@ function expectCniError(r: CniReply, code: number, msg: string, details?: string
   if (details !== undefined) expect(r.json.details).toBe(details);
 }
 
-let lsCount = 0;
-async function ls(conf: unknown): Promise<any[]> {
-  const file = join(dir.path, `ls-${lsCount++}.conf`);
-  writeFileSync(file, JSON.stringify(conf));
-  const r = await runCli(["ls", "--conf", file, "-o", "json"]);
-  if (r.exitCode !== 0) throw new Error(`ls failed: ${r.stderr}`);
-  return r.json;
-}
+const ls = (conf: unknown) => listAllocations(conf, dir.path);
 
 async function held(conf: unknown): Promise<string[]> {
   return (await ls(conf)).map((a) => `${a.ip} ${a.containerID}/${a.ifName}`);

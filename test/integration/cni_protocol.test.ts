@@ -3,7 +3,7 @@
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { type CniCall, type CniReply, fileNetConf, runCli, runPlugin, tempDir } from "../support/plugin.ts";
+import { type CniCall, type CniReply, fileNetConf, listAllocations, runPlugin, tempDir } from "../support/plugin.ts";
 
 const VERSIONS = ["0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"] as const;
 
@@ -36,13 +36,7 @@ function expectResult(r: CniReply): any {
   return r.json;
 }
 
-async function lsJSON(conf: unknown): Promise<any[]> {
-  const file = join(dir.path, "ls.conf");
-  writeFileSync(file, JSON.stringify(conf));
-  const r = await runCli(["ls", "--conf", file, "-o", "json"]);
-  expect(r.exitCode).toBe(0);
-  return r.json;
-}
+const lsJSON = (conf: unknown) => listAllocations(conf, dir.path);
 
 const DUAL = {
   subnet: undefined,

@@ -1,9 +1,9 @@
 // Many plugin processes at once on one host, and processes killed at any instant, on the
 // embedded store: no address is ever held twice and nothing blocks an address for good.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { fileNetConf, mapLimit, runCli, runPlugin, spawnPlugin, tempDir } from "../support/plugin.ts";
+import { fileNetConf, mapLimit, listAllocations, runPlugin, spawnPlugin, tempDir } from "../support/plugin.ts";
 
 let dir: ReturnType<typeof tempDir>;
 beforeAll(() => {
@@ -15,13 +15,7 @@ function addressOf(reply: { json: any }): string {
   return reply.json.ips[0].address.split("/")[0];
 }
 
-async function listHeld(conf: unknown, name: string): Promise<any[]> {
-  const path = join(dir.path, `${name}.conf`);
-  writeFileSync(path, JSON.stringify(conf));
-  const out = await runCli(["ls", "--conf", path, "-o", "json"]);
-  expect(out.exitCode).toBe(0);
-  return out.json;
-}
+const listHeld = (conf: unknown, _name: string) => listAllocations(conf, dir.path);
 
 describe("embedded store under concurrency", () => {
   test("60 concurrent ADDs get distinct addresses, then concurrent DELs release them all", async () => {

@@ -1,10 +1,9 @@
 // Cluster-wide allocation on a real etcd: many plugin processes for many node names, one pool,
 // never an address twice.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type EtcdServer, startEtcd } from "../support/etcd.ts";
-import { mapLimit, runCli, runPlugin, spawnPlugin, tempDir } from "../support/plugin.ts";
+import { mapLimit, listAllocations, runPlugin, spawnPlugin, tempDir } from "../support/plugin.ts";
 
 let etcd: EtcdServer;
 let dir: ReturnType<typeof tempDir>;
@@ -35,13 +34,7 @@ export function etcdNetConf(endpoints: string, ipam: Record<string, unknown> = {
   };
 }
 
-async function ls(conf: unknown): Promise<any[]> {
-  const path = join(dir.path, `ls-${Math.random().toString(36).slice(2)}.conf`);
-  writeFileSync(path, JSON.stringify(conf));
-  const out = await runCli(["ls", "--conf", path, "-o", "json"]);
-  if (out.exitCode !== 0) throw new Error(`kube-ipam ls failed: ${out.stderr}`);
-  return out.json;
-}
+const ls = (conf: unknown) => listAllocations(conf, dir.path);
 
 function addressOf(r: { json: any }): string {
   return r.json.ips[0].address.split("/")[0];

@@ -1,11 +1,10 @@
 // What users see when etcd fails or is misconfigured: a leader lost mid-run, no etcd at all, TLS
 // problems. Every ADD either succeeds or fails with a clear, correctly coded error; nothing is lost.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { makeTestPki, type TestPki } from "../support/certs.ts";
 import { type EtcdServer, startEtcd, startEtcdCluster } from "../support/etcd.ts";
-import { mapLimit, runCli, runPlugin, tempDir } from "../support/plugin.ts";
+import { mapLimit, listAllocations, runPlugin, tempDir } from "../support/plugin.ts";
 
 let dir: ReturnType<typeof tempDir>;
 beforeAll(() => {
@@ -22,13 +21,7 @@ function conf(etcdConfig: Record<string, unknown>, ipam: Record<string, unknown>
   };
 }
 
-async function ls(c: unknown): Promise<any[]> {
-  const path = join(dir.path, "ls.conf");
-  writeFileSync(path, JSON.stringify(c));
-  const out = await runCli(["ls", "--conf", path, "-o", "json"]);
-  if (out.exitCode !== 0) throw new Error(`kube-ipam ls failed: ${out.stderr}`);
-  return out.json;
-}
+const ls = (c: unknown) => listAllocations(c, dir.path);
 
 /** An endpoint nothing listens on. */
 function deadEndpoint(): string {

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { makeTestPki, type TestPki } from "../support/certs.ts";
 import { type EtcdServer, startEtcd } from "../support/etcd.ts";
 import { type KubeApi, makePod, makeStatefulSet, startKubeApi } from "../support/k8s_api.ts";
-import { mapLimit, runCli, runPlugin, tempDir } from "../support/plugin.ts";
+import { mapLimit, listAllocations, runCli, runPlugin, tempDir } from "../support/plugin.ts";
 
 let etcd: EtcdServer;
 let pki: TestPki;
@@ -54,11 +54,7 @@ function writeConf(conf: unknown): string {
   return path;
 }
 
-async function ls(conf: unknown): Promise<any[]> {
-  const out = await runCli(["ls", "--conf", writeConf(conf), "-o", "json"]);
-  if (out.exitCode !== 0) throw new Error(`ls failed: ${out.stderr}`);
-  return out.json;
-}
+const ls = (conf: unknown) => listAllocations(conf, dir.path);
 
 function podArgs(namespace: string, name: string): string {
   return `K8S_POD_NAMESPACE=${namespace};K8S_POD_NAME=${name};K8S_POD_INFRA_CONTAINER_ID=x`;
@@ -312,7 +308,7 @@ describe("reserved addresses", () => {
     // Released: not handed out again while reserved. Only the one unreserved address is left.
     await del(conf, "c-user", "user");
     const free = ["10.188.3.10", "10.188.3.11", "10.188.3.12", "10.188.3.13"].filter((a) => a !== inUse && a !== "10.188.3.12" && a !== "10.188.3.13");
-    for (const [i, name] of ["d1", "d2"].entries()) api.setPod(makePod({ name }));
+    for (const name of ["d1", "d2"]) api.setPod(makePod({ name }));
     expect((await add(conf, "c-d1", "d1")).json.ips[0].address).toBe(`${free[0]}/16`);
     expect((await add(conf, "c-d2", "d2")).json.code).toBe(100);
 

@@ -1,6 +1,6 @@
 // Runs the built binary the way a container runtime does: CNI_* environment, config on stdin,
 // one JSON document back on stdout.
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
@@ -55,6 +55,16 @@ function reply(exitCode: number, stdout: string, stderr: string): CniReply {
   return { exitCode, stdout, stderr, json };
 }
 
+/** Waits for a process and collects what it wrote. */
+async function collect(proc: { stdout: ReadableStream<Uint8Array>; stderr: ReadableStream<Uint8Array>; exited: Promise<number> }) {
+  const [stdout, stderr, exitCode] = await Promise.all([
+    new Response(proc.stdout).text(),
+    new Response(proc.stderr).text(),
+    proc.exited,
+  ]);
+  return { stdout, stderr, exitCode };
+}
+
 /** Runs the plugin and waits for it. */
 export async function runPlugin(config: unknown, call: CniCall, binary = BINARY): Promise<CniReply> {
   const proc = Bun.spawn([binary], {
@@ -63,11 +73,7 @@ export async function runPlugin(config: unknown, call: CniCall, binary = BINARY)
     stdout: "pipe",
     stderr: "pipe",
   });
-  const [stdout, stderr, exitCode] = await Promise.all([
-    new Response(proc.stdout).text(),
-    new Response(proc.stderr).text(),
-    proc.exited,
-  ]);
+  const { stdout, stderr, exitCode } = await collect(proc);
   return reply(exitCode, stdout, stderr);
 }
 
@@ -89,12 +95,19 @@ export async function runCli(args: string[], opts: { stdin?: string; env?: Recor
     stdout: "pipe",
     stderr: "pipe",
   });
-  const [stdout, stderr, exitCode] = await Promise.all([
-    new Response(proc.stdout).text(),
-    new Response(proc.stderr).text(),
-    proc.exited,
-  ]);
+  const { stdout, stderr, exitCode } = await collect(proc);
   return { exitCode, stdout, stderr, json: stdout.trim().startsWith("[") || stdout.trim().startsWith("{") ? JSON.parse(stdout) : undefined };
+}
+
+let confCount = 0;
+
+/** `kube-ipam ls -o json` on a network config (written to a file in `dir`); throws when ls fails. */
+export async function listAllocations(conf: unknown, dir: string): Promise<any[]> {
+  const path = join(dir, `ls-${process.pid}-${confCount++}.conf`);
+  writeFileSync(path, JSON.stringify(conf));
+  const out = await runCli(["ls", "--conf", path, "-o", "json"]);
+  if (out.exitCode !== 0) throw new Error(`kube-ipam ls failed: ${out.stderr}`);
+  return out.json;
 }
 
 /** A temporary directory removed by `cleanup()`. */
