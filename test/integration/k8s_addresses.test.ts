@@ -276,6 +276,23 @@ describe("sticky StatefulSet addresses", () => {
     expect((await ls(conf)).map((a) => a.containerID)).toEqual(["c-web0-b"]);
   });
 
+  test("the embedded store parks and hands back sticky addresses the same way", async () => {
+    const conf = netConf({ rangeStart: "10.188.4.10", rangeEnd: "10.188.4.11" });
+    const { etcdConfig: _e, ...ipam } = conf.ipam;
+    const fileConf = { ...conf, ipam: { ...ipam, dataDir: join(dir.path, `file-${conf.name}`) } };
+    const sts = makeStatefulSet({ name: "kv" });
+    api.setPod(makePod({ name: "kv-0", ownerStatefulSet: sts }));
+    const first = (await add(fileConf, "c-kv0-a", "kv-0")).json.ips[0].address;
+    await del(fileConf, "c-kv0-a", "kv-0");
+    expect((await ls(fileConf)).map((a) => [a.podName, a.kind])).toEqual([["kv-0", "sticky"]]);
+    api.setPod(makePod({ name: "other-kv" }));
+    expect((await add(fileConf, "c-other", "other-kv")).exitCode).toBe(0);
+    api.setPod(makePod({ name: "third-kv" }));
+    expect((await add(fileConf, "c-third", "third-kv")).json.code).toBe(100);
+    api.setPod(makePod({ name: "kv-0", ownerStatefulSet: sts }));
+    expect((await add(fileConf, "c-kv0-b", "kv-0")).json.ips[0].address).toBe(first);
+  });
+
   test('kube-ipam.sticky: "false" opts a StatefulSet pod out; "true" opts any pod in', async () => {
     const conf = netConf();
     const sts = makeStatefulSet({ name: "cache" });
