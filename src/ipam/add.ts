@@ -8,7 +8,7 @@ import type { IpamConfig } from "../config/ipam_config.ts";
 import { formatIP, type IP, ipEquals, tryParseIP } from "../ip/address.ts";
 import { formatInterval } from "../ip/interval_set.ts";
 import { isInfrastructure, type Range } from "../ip/range.ts";
-import { type RangeSet, rangeSetFamily, rangeWithSubnetOf } from "../ip/range_set.ts";
+import { rangeHolding, type RangeSet, rangeSetFamily, rangeWithSubnetOf } from "../ip/range_set.ts";
 import type { AddSnapshot, Allocation, AllocationKind, NetworkStore, Owner } from "../store/store.ts";
 import { allocateDynamic, type Pool } from "./allocator.ts";
 import { AddressReservedError, AddressUnavailableError } from "./errors.ts";
@@ -42,9 +42,13 @@ export function poolsOf(config: IpamConfig, reserved: ReservedAddresses = NO_RES
   return config.rangeSets.map((set, index) => ({ network: config.network, set, index, skip }));
 }
 
-/** The allocation the owner already holds in `pool`, with its range, if any. */
+/**
+ * The allocation the owner already holds in `pool`, with its range, if any. Matched on the range set
+ * it was made for: two range sets may share a subnet, and then the subnet alone is ambiguous.
+ */
 function heldIn(pool: Pool, held: readonly Allocation[]): { allocation: Allocation; ip: IP; range: Range } | undefined {
   for (const allocation of held) {
+    if (allocation.rangeSet !== pool.index) continue;
     const ip = tryParseIP(allocation.ip);
     const range = ip && rangeWithSubnetOf(pool.set, ip);
     if (ip && range) return { allocation, ip, range };
@@ -52,12 +56,19 @@ function heldIn(pool: Pool, held: readonly Allocation[]): { allocation: Allocati
   return undefined;
 }
 
+/** The range set for a fixed address: the one whose range holds it, else the first whose subnet does. */
+function fixedSetIndex(sets: readonly RangeSet[], ip: IP): number {
+  const ofFamily = (s: RangeSet) => rangeSetFamily(s) === ip.family;
+  const inRange = sets.findIndex((s) => ofFamily(s) && rangeHolding(s, ip));
+  return inRange >= 0 ? inRange : sets.findIndex((s) => ofFamily(s) && rangeWithSubnetOf(s, ip));
+}
+
 /** Maps each fixed address to the range set of its family whose subnet holds it. */
 function assignFixed(config: IpamConfig, pod: PodRef, fixed: readonly FixedAddress[]): Map<number, FixedAddress> {
   const bySet = new Map<number, FixedAddress>();
   for (const f of fixed) {
     const field = `annotation ${f.source} of pod "${pod.namespace}/${pod.name}"`;
-    const index = config.rangeSets.findIndex((s: RangeSet) => rangeSetFamily(s) === f.ip.family && rangeWithSubnetOf(s, f.ip));
+    const index = fixedSetIndex(config.rangeSets, f.ip);
     if (index < 0) throw new ConfigError(field, `"${formatIP(f.ip)}" is in no subnet of network "${config.network}"`);
     if (bySet.has(index)) {
       throw new ConfigError(field, `"${formatIP(f.ip)}" and "${formatIP(bySet.get(index)!.ip)}" fall in the same range set; one address per range set`);

@@ -8,12 +8,14 @@ import { poolsOf } from "./add.ts";
 import { reservedAddresses } from "./reservations.ts";
 
 export async function status(store: Store, net: NetworkStore, config: IpamConfig): Promise<void> {
+  let reservations;
   try {
     await store.ping();
+    reservations = await store.reservations();
   } catch (e) {
     throw new CniError(ErrorCode.NotAvailable, `Store ${store.location} is not usable: ${(e as Error).message}`, "", { cause: e });
   }
-  for (const pool of poolsOf(config, reservedAddresses(await store.reservations()))) {
+  for (const pool of poolsOf(config, reservedAddresses(reservations))) {
     const next = await freeAddresses(net, pool, undefined).next();
     if (next.done) {
       throw new CniError(ErrorCode.NotAvailable,

@@ -1,7 +1,7 @@
 // One CNI invocation: environment and stdin in, one JSON document on stdout, exit status out.
 import { hostname } from "node:os";
 import { readFileSync } from "node:fs";
-import { parseCniArgs } from "../cni/args.ts";
+import { type CniArgs, parseCniArgs } from "../cni/args.ts";
 import { type CniEnv, readCniEnv } from "../cni/env.ts";
 import { errorToJSON } from "../cni/errors.ts";
 import { type Dns, resultToJSON } from "../cni/result.ts";
@@ -57,15 +57,18 @@ async function kubernetesView(config: IpamConfig, ref: PodRef, ifName: string) {
   };
 }
 
-async function execute(env: CniEnv, config: IpamConfig, log: Logger): Promise<unknown> {
+async function execute(env: CniEnv, config: IpamConfig, log: Logger, args: CniArgs | undefined): Promise<unknown> {
   const store = await openStore(config.store);
   try {
     const net = store.network(config.network);
     const owner = { containerID: env.containerID, ifName: env.ifName };
     switch (env.command) {
       case "ADD": {
-        const args = parseCniArgs(env.args);
+        if (!args) throw new Error("unreachable: ADD parses CNI_ARGS first");
         const dns = readDns(config);
+        if (args.podName && !kubeConfigPath(config)) {
+          log.debug("no kubeconfig: pod annotations are not read", { pod: `${args.podNamespace}/${args.podName}` });
+        }
         const ref: PodRef = { namespace: args.podNamespace, name: args.podName, uid: args.podUID };
         const [k8s, snapshot] = await Promise.all([
           kubernetesView(config, ref, env.ifName),
@@ -126,14 +129,15 @@ export async function runCni(processEnv: Record<string, string | undefined>, std
     log = new Logger(rawLogFile(raw));
     version = checkConfigVersion((raw as { cniVersion?: unknown })?.cniVersion);
     requireVersionFor(env.command, version);
-    const args = parseCniArgs(env.args);
+    // CNI_ARGS matter to ADD only; DEL and the others must not fail on an argument they do not use.
+    const args = env.command === "ADD" ? parseCniArgs(env.args) : undefined;
     const config = loadIpamConfig(raw, {
-      argsIPs: env.command === "ADD" ? args.ips : [],
+      argsIPs: args?.ips ?? [],
       envNodeName: processEnv.KUBE_IPAM_NODE_NAME,
       hostname: hostname(),
     });
     log = new Logger(config.logFile, config.logLevel);
-    const out = await execute(env, config, log);
+    const out = await execute(env, config, log, args);
     const ips = (out as { ips?: unknown } | undefined)?.ips;
     log.info(`${env.command} ok`, entry(env, config.network, started, { outcome: "ok", ips }));
     return { stdout: out === undefined ? "" : JSON.stringify(out), exitCode: 0 };

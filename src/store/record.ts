@@ -1,5 +1,6 @@
 // The allocation record as stored: one JSON object per address, the same in every store.
-import type { Allocation, AllocationKind } from "./store.ts";
+import { type Allocation, type AllocationKind, type Reservation, StoreError } from "./store.ts";
+import { tryParseInterval } from "../ip/interval_set.ts";
 
 const KINDS: readonly AllocationKind[] = ["dynamic", "requested", "fixed", "sticky"];
 
@@ -29,12 +30,27 @@ export function decodeRecord(text: string): Allocation | undefined {
   return r as unknown as Allocation;
 }
 
+/**
+ * Parses a stored reservation. A damaged one is an error naming where it is stored: skipping it would
+ * hand out addresses an operator reserved.
+ */
+export function decodeReservation(text: string, where: string): Reservation {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    v = undefined;
+  }
+  const r = v as Partial<Reservation> | undefined;
+  const ok = r && typeof r.name === "string" && Array.isArray(r.entries) &&
+    r.entries.every((e) => typeof e === "string" && tryParseInterval(e) !== undefined);
+  if (!ok) {
+    throw new StoreError(`Cannot read the reservation in ${where}: it is damaged; recreate it with "kube-ipam reserve" or remove it`, false);
+  }
+  return r as Reservation;
+}
+
 /** Exactly the same record, parked state included: the compare of every compare-and-swap. */
 export function identical(a: Allocation, b: Allocation): boolean {
   return encodeRecord(a) === encodeRecord(b);
-}
-
-/** The same claim: same address, owner and time (a re-claim by the same owner is a new claim). */
-export function sameRecord(a: Allocation, b: Allocation): boolean {
-  return a.ip === b.ip && a.containerID === b.containerID && a.ifName === b.ifName && a.allocatedAt === b.allocatedAt;
 }

@@ -1,6 +1,8 @@
 // Allocation semantics through the real binary on the embedded store: round-robin, the addresses
 // never handed out, exhaustion, idempotent ADD/DEL, requested addresses, range sets and networks.
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { type CniCall, type CniReply, fileNetConf, listAllocations, runPlugin, tempDir } from "../support/plugin.ts";
 
 let dir: ReturnType<typeof tempDir>;
@@ -172,6 +174,26 @@ describe("allocation keys", () => {
     expect(await held(conf)).toEqual(["10.10.0.3 a/net1", "10.10.0.4 b/eth0"]);
   });
 
+  test("two range sets sharing a subnet: a repeated ADD returns the same two addresses", async () => {
+    const conf = net({
+      subnet: undefined,
+      ranges: [
+        [{ subnet: "10.10.0.0/24", rangeStart: "10.10.0.10", rangeEnd: "10.10.0.19" }],
+        [{ subnet: "10.10.0.0/24", rangeStart: "10.10.0.100", rangeEnd: "10.10.0.109" }],
+      ],
+    });
+    const first = await add(conf);
+    expect(first).toEqual(["10.10.0.10", "10.10.0.100"]);
+    expect(await add(conf)).toEqual(first);
+  });
+
+  test("DEL ignores CNI_ARGS it does not use, even without IgnoreUnknown", async () => {
+    const conf = net();
+    await add(conf, { args: "K8S_POD_NAME=p" });
+    await del(conf, { args: "K8S_POD_NAME=p;SOMETHING_NEW=1" });
+    expect(await ls(conf)).toEqual([]);
+  });
+
   test("DEL of a container that never had an address succeeds", async () => {
     await del(net(), { containerID: "never-added" });
   });
@@ -295,6 +317,20 @@ describe("range sets", () => {
     // After a DEL in the first range, round-robin wraps back to it.
     await del(conf, { containerID: "a" });
     expect(await add(conf, { containerID: "e" })).toEqual(["10.10.0.10"]);
+  });
+});
+
+describe("damaged state", () => {
+  test("a damaged reservation fails ADD with code 5 naming the file, STATUS with 50, and nothing is allocated", async () => {
+    const conf = net({}, { cniVersion: "1.1.0" });
+    const file = join(dir.path, "data", "_reserved", "broken.json");
+    mkdirSync(dirname(file), { recursive: true });
+    writeFileSync(file, "{not json");
+    const r = await runPlugin(conf, { command: "ADD" });
+    expectCniError(r, 5, `Cannot read the reservation in file "${file}": it is damaged; recreate it with "kube-ipam reserve" or remove it`);
+    expect(await ls(conf)).toEqual([]);
+    const st = await runPlugin(conf, { command: "STATUS" });
+    expect(st.json.code).toBe(50);
   });
 });
 

@@ -4,13 +4,29 @@
 // docs/etcd.md explains the layout and why each transaction is correct.
 import type { EtcdStoreConfig } from "../../config/store_config.ts";
 import { type IP, ipFromHex, ipToHex, tryParseIP } from "../../ip/address.ts";
-import { decodeRecord, encodeRecord } from "../record.ts";
+import { decodeRecord, decodeReservation, encodeRecord } from "../record.ts";
 import type { AddSnapshot, Allocation, ClaimOptions, ClaimOutcome, NetworkStore, Owner, Reservation, Store } from "../store.ts";
-import { createRevision, del, EtcdClient, get, type KeyValue, modRevision, prefixEnd, put, type TxnOp, value } from "./client.ts";
+import { createRevision, del, EtcdClient, get, type KeyValue, modRevision, prefixEnd, put, type Txn, type TxnOp, value } from "./client.ts";
 import { NetworkKeys, networksPrefix, reservationKey } from "./keys.ts";
 
+// The revision at which each record handed out by this store was read: compare-and-swap compares on
+// it, so a record is matched exactly as stored, whatever fields a newer version may have added.
+const readAt = new WeakMap<Allocation, bigint>();
+
+function decodeKv(kv: KeyValue): Allocation | undefined {
+  const rec = decodeRecord(kv.value);
+  if (rec) readAt.set(rec, kv.modRevision);
+  return rec;
+}
+
+/** Adds the compare "the claim at `key` is still exactly `record`": by revision when known, else by value. */
+function ifUnchanged(txn: Txn, key: string, record: Allocation): Txn {
+  const rev = readAt.get(record);
+  return rev !== undefined ? txn.if(modRevision(key), "==", rev) : txn.if(value(key), "==", encodeRecord(record));
+}
+
 function decodeAll(kvs: readonly KeyValue[]): Allocation[] {
-  return kvs.map((kv) => decodeRecord(kv.value)).filter((a): a is Allocation => a !== undefined);
+  return kvs.map(decodeKv).filter((a): a is Allocation => a !== undefined);
 }
 
 class EtcdNetworkStore implements NetworkStore {
@@ -38,7 +54,7 @@ class EtcdNetworkStore implements NetworkStore {
     const kvs = r.responses.map((x) => (x.kind === "range" ? x.kvs : []));
     return {
       held: decodeAll(kvs[0] ?? []),
-      reservations: (kvs[1] ?? []).map((kv) => JSON.parse(kv.value) as Reservation),
+      reservations: (kvs[1] ?? []).map((kv) => decodeReservation(kv.value, `etcd key "${kv.key}"`)),
       cursors: cursorKeys.map((_, i) => {
         const kv = kvs[2 + i]?.[0];
         return kv && ipFromHex(kv.value);
@@ -86,7 +102,7 @@ class EtcdNetworkStore implements NetworkStore {
     if (r.succeeded) return { claimed: true };
     const held = r.responses[0];
     const kv = held?.kind === "range" ? held.kvs[0] : undefined;
-    return { claimed: false, holder: kv ? decodeRecord(kv.value) : undefined };
+    return { claimed: false, holder: kv ? decodeKv(kv) : undefined };
   }
 
   async heldBetween(family: 4 | 6, from: bigint, to: bigint, limit: number): Promise<IP[]> {
@@ -130,7 +146,7 @@ class EtcdNetworkStore implements NetworkStore {
     if (entries.length === 0) return [];
     const now = new Date().toISOString();
     const plans = entries.map((kv) => {
-      const record = decodeRecord(kv.value);
+      const record = decodeKv(kv);
       return { kv, record, plan: record && this.#releaseOps(kv, record, now) };
     });
     const txn = this.#etcd.txn();
@@ -149,9 +165,13 @@ class EtcdNetworkStore implements NetworkStore {
     const released: Allocation[] = [];
     for (const { kv, record, plan } of plans) {
       if (!record || !plan) continue;
-      const one = await this.#etcd.txn().if(modRevision(plan.guard), "==", kv.modRevision).then(...plan.ops)
-        .else(del(kv.key)).commit();
-      if (one.succeeded) released.push(record);
+      const one = await this.#etcd.txn().if(modRevision(plan.guard), "==", kv.modRevision).then(...plan.ops).commit();
+      if (one.succeeded) {
+        released.push(record);
+      } else {
+        // The claim moved on: drop this stale owner entry, unless it was rewritten meanwhile too.
+        await this.#etcd.txn().if(modRevision(kv.key), "==", kv.modRevision).then(del(kv.key)).commit();
+      }
     }
     return released;
   }
@@ -160,8 +180,7 @@ class EtcdNetworkStore implements NetworkStore {
     const ip = tryParseIP(record.ip);
     if (!ip) return false;
     const key = this.#keys.ip(ip);
-    const r = await this.#etcd.txn()
-      .if(value(key), "==", encodeRecord(record))
+    const r = await ifUnchanged(this.#etcd.txn(), key, record)
       .then(del(key), ...this.#indexDeletes(ip, record))
       .commit();
     return r.succeeded;
@@ -176,8 +195,7 @@ class EtcdNetworkStore implements NetworkStore {
     const writes = this.#holderWrites(ip, next);
     const rewritten = new Set(writes.map((op) => JSON.stringify(op.request.key)));
     const stale = this.#indexDeletes(ip, expected).filter((op) => !rewritten.has(JSON.stringify(op.request.key)));
-    const r = await this.#etcd.txn()
-      .if(value(key), "==", encodeRecord(expected))
+    const r = await ifUnchanged(this.#etcd.txn(), key, expected)
       .then(...stale, ...writes)
       .commit();
     return r.succeeded;
@@ -188,7 +206,7 @@ class EtcdNetworkStore implements NetworkStore {
     const found: Allocation[] = [];
     for (const kv of index.kvs) {
       const claim = (await this.#etcd.range(kv.value)).kvs[0];
-      const rec = claim && decodeRecord(claim.value);
+      const rec = claim && decodeKv(claim);
       if (rec && rec.kind === "sticky" && rec.podNamespace === podNamespace && rec.podName === podName) found.push(rec);
     }
     return found;
@@ -196,7 +214,7 @@ class EtcdNetworkStore implements NetworkStore {
 
   async get(ip: IP): Promise<Allocation | undefined> {
     const kv = (await this.#etcd.range(this.#keys.ip(ip))).kvs[0];
-    return kv && decodeRecord(kv.value);
+    return kv && decodeKv(kv);
   }
 
   async list(): Promise<Allocation[]> {
@@ -250,7 +268,7 @@ export class EtcdStore implements Store {
 
   async reservations(): Promise<Reservation[]> {
     const { kvs } = await this.#etcd.range(reservationKey(this.prefix, ""), { prefix: true });
-    return kvs.map((kv) => JSON.parse(kv.value) as Reservation);
+    return kvs.map((kv) => decodeReservation(kv.value, `etcd key "${kv.key}"`));
   }
 
   async putReservation(r: Reservation): Promise<void> {

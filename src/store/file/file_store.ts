@@ -17,7 +17,7 @@ import { closeSync, fsyncSync, linkSync, mkdirSync, openSync, readdirSync, readF
   statSync, unlinkSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { type IP, ipFromHex, ipToHex, tryParseIP } from "../../ip/address.ts";
-import { decodeRecord, encodeRecord, identical } from "../record.ts";
+import { decodeRecord, decodeReservation, encodeRecord, identical } from "../record.ts";
 import { type AddSnapshot, type Allocation, type ClaimOptions, type ClaimOutcome, type NetworkStore, type Owner, type Reservation,
   sameOwner, type Store, StoreError } from "../store.ts";
 import { withFileLock } from "./flock.ts";
@@ -277,9 +277,10 @@ class FileNetworkStore implements NetworkStore {
       const hex = ipPath.slice(ipPath.lastIndexOf("/") + 1);
       if (!next.parkedAt) {
         mkdirSync(this.#ownerDir(next), { recursive: true });
-        const entry = join(this.#ownerDir(next), hex);
-        removeFile(entry);
-        linkSync(tmp, entry);
+        // A second link renamed over the entry: there is never a moment without one.
+        const entryTmp = `${tmp}.owner`;
+        linkSync(tmp, entryTmp);
+        renameSync(entryTmp, join(this.#ownerDir(next), hex));
       }
       renameSync(tmp, ipPath);
       if (next.parkedAt || !sameOwner(expected, next)) {
@@ -406,7 +407,7 @@ export class FileStore implements Store {
     for (const name of listDir(dir).filter((n) => n.endsWith(".json"))) {
       const path = join(dir, name);
       const text = tolerateMissing("read", path, undefined, () => readFileSync(path, "utf8"));
-      if (text !== undefined) out.push(JSON.parse(text) as Reservation);
+      if (text !== undefined) out.push(decodeReservation(text, `file "${path}"`));
     }
     return Promise.resolve(out.sort((a, b) => a.name.localeCompare(b.name)));
   }

@@ -1,6 +1,7 @@
 // An exclusive flock(2) on a lock file, through libc. The kernel drops it when the process dies,
 // so a plugin killed while holding it can never block the others.
 import { closeSync, openSync } from "node:fs";
+import { StoreError } from "../store.ts";
 
 const LOCK_EX = 2;
 
@@ -16,10 +17,18 @@ async function flockFn(): Promise<(fd: number, op: number) => number> {
 
 /** Runs `fn` holding the exclusive lock on `path` (created when missing). */
 export async function withFileLock<T>(path: string, fn: () => T | Promise<T>): Promise<T> {
-  const flock = await flockFn();
-  const fd = openSync(path, "a", 0o600);
+  let fd: number;
   try {
-    if (flock(fd, LOCK_EX) !== 0) throw new Error(`flock failed on "${path}"`);
+    const flock = await flockFn();
+    fd = openSync(path, "a", 0o600);
+    if (flock(fd, LOCK_EX) !== 0) {
+      closeSync(fd);
+      throw new Error("flock(2) failed");
+    }
+  } catch (e) {
+    throw new StoreError(`Cannot lock "${path}": ${(e as Error).message}`, false, { cause: e });
+  }
+  try {
     return await fn();
   } finally {
     closeSync(fd); // closing the descriptor releases the lock
