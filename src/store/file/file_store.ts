@@ -11,7 +11,8 @@
 // Claims take no lock: the record is written to tmp/, linked into owners/, then linked to ips/<hex>;
 // link(2) fails with EEXIST when the address is held, so exactly one claimer wins, and the record is
 // complete before anyone can see it. Changes to an existing claim (release, park, takeover) run under
-// the network's flock, which the kernel drops when a process dies, and each is one rename or unlink.
+// the network's flock, which the kernel drops when a process dies; claims cannot interfere with them,
+// since a claim only ever creates a name that is absent.
 // See docs/file-store.md.
 import { closeSync, fsyncSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmdirSync,
   statSync, unlinkSync, writeSync } from "node:fs";
