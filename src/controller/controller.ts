@@ -12,6 +12,7 @@ import type { Store } from "../store/store.ts";
 import { VERSION } from "../version.ts";
 import { EtcdLeaderElection, type Leadership, SOLE_LEADER } from "./leader.ts";
 import { Registry } from "./metrics.ts";
+import { sleep } from "./sleep.ts";
 
 export interface ControllerOptions {
   readonly config: IpamConfig;
@@ -29,13 +30,6 @@ export interface ControllerOptions {
 
 class LostLeadership extends Error {
   override name = "LostLeadership";
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal.addEventListener("abort", () => (clearTimeout(t), resolve()), { once: true });
-  });
 }
 
 function makeMetrics() {

@@ -3,6 +3,7 @@
 // A leader that cannot renew in time counts itself out before its lease can expire, so two
 // leaders never act at once.
 import { createRevision, type EtcdClient, put } from "../store/etcd/client.ts";
+import { sleep } from "./sleep.ts";
 
 export interface Leadership {
   /** True only while this process may act as leader. */
@@ -19,13 +20,6 @@ export interface ElectionOptions {
   /** How often a follower tries to take over. */
   readonly campaignIntervalMs?: number;
   readonly onChange?: (leader: boolean, holder: string | undefined) => void;
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal.addEventListener("abort", () => (clearTimeout(t), resolve()), { once: true });
-  });
 }
 
 export class EtcdLeaderElection implements Leadership {
@@ -69,7 +63,7 @@ export class EtcdLeaderElection implements Leadership {
       this.#onChange?.(true, this.#identity);
       return;
     }
-    // Someone else leads (or our own earlier campaign whose answer was lost: its lease lapses soon).
+    // Someone else leads (or our own earlier campaign, whose answer was lost: its lease runs out).
     await this.#etcd.leaseRevoke(lease.id).catch(() => undefined);
   }
 

@@ -26,14 +26,6 @@ class Family {
     this.#values.set(key, Number(this.#values.get(key) ?? 0) + delta);
   }
 
-  get(labels: Labels = {}): number | bigint | undefined {
-    return this.#values.get(labelText(labels));
-  }
-
-  clear(): void {
-    this.#values.clear();
-  }
-
   render(): string {
     const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} ${this.type}`];
     for (const [labels, v] of this.#values) lines.push(`${this.name}${labels} ${v.toString()}`);

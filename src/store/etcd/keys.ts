@@ -15,10 +15,6 @@ export class NetworkKeys {
     return `${this.root}/ips/${ip.family}/${ipToHex(ip)}`;
   }
 
-  ipFamily(family: 4 | 6): string {
-    return `${this.root}/ips/${family}/`;
-  }
-
   ips(): string {
     return `${this.root}/ips/`;
   }
