@@ -6,13 +6,13 @@ import { reservedAddresses } from "../ipam/reservations.ts";
 import { poolUsage } from "../ipam/usage.ts";
 import type { IpamConfig } from "../config/ipam_config.ts";
 import type { Logger } from "../log/logger.ts";
-import { EtcdStore } from "../store/etcd/etcd_store.ts";
-import { decodeRecord } from "../store/record.ts";
-import type { Store } from "../store/store.ts";
+import type { Leadership, Store } from "../store/store.ts";
+import { sleep } from "../lib/sleep.ts";
 import { VERSION } from "../version.ts";
-import { EtcdLeaderElection, type Leadership, SOLE_LEADER } from "./leader.ts";
 import { Registry } from "./metrics.ts";
-import { sleep } from "./sleep.ts";
+
+/** Without a shared store there is one host and one controller: it always leads. */
+const SOLE_LEADER: Leadership = { isLeader: true, run: () => Promise.resolve() };
 
 export interface ControllerOptions {
   readonly config: IpamConfig;
@@ -64,41 +64,14 @@ async function refreshPool(m: Metrics, opts: ControllerOptions): Promise<void> {
   }
 }
 
-/** Counts allocations and releases from the store's change stream (etcd only). */
-function countStoreEvents(m: Metrics, store: EtcdStore, signal: AbortSignal, log: Logger): Promise<void> {
-  const base = `${store.prefix}/networks/`;
-  return store.client.watch(base, { end: `${store.prefix}/networks0`, signal, onReconnect: (e) => log.warn("store watch reconnecting", { error: String(e) }) }, (events) => {
-    for (const e of events) {
-      const [network, section] = e.key.slice(base.length).split("/");
-      if (section !== "ips" || !network) continue;
-      const labels = { network };
-      if (e.type === "DELETE") {
-        m.releases.add(labels, 1);
-        continue;
-      }
-      const rec = decodeRecord(e.value);
-      const prev = e.prevValue === undefined ? undefined : decodeRecord(e.prevValue);
-      if (!rec) continue;
-      if (rec.parkedAt) {
-        if (!prev?.parkedAt) m.releases.add(labels, 1);
-      } else {
-        m.allocations.add(labels, 1);
-        if (!prev) m.conflicts.add(labels, rec.conflicts ?? 0);
-      }
-    }
-  });
-}
-
 export async function runController(opts: ControllerOptions): Promise<void> {
   const { log, signal } = opts;
   const m = makeMetrics();
   m.build.set({ version: VERSION }, 1);
-  const leadership: Leadership = opts.store instanceof EtcdStore
-    ? new EtcdLeaderElection(opts.store.client, `${opts.store.prefix}/controller/leader`, opts.identity, {
-      ttlSeconds: opts.leaseTtlSeconds,
-      onChange: (leader) => log.info(leader ? "became leader" : "lost leadership", { identity: opts.identity }),
-    })
-    : SOLE_LEADER;
+  const leadership: Leadership = opts.store.elect?.(opts.identity, {
+    ttlSeconds: opts.leaseTtlSeconds,
+    onChange: (leader) => log.info(leader ? "became leader" : "lost leadership", { identity: opts.identity }),
+  }) ?? SOLE_LEADER;
 
   const server = Bun.serve({
     hostname: opts.hostname,
@@ -108,7 +81,7 @@ export async function runController(opts: ControllerOptions): Promise<void> {
       if (path === "/healthz") return new Response("ok\n");
       if (path !== "/metrics") return new Response("not found\n", { status: 404 });
       m.leader.set({}, leadership.isLeader ? 1 : 0);
-      if (opts.store instanceof EtcdStore) m.retries.set({}, opts.store.client.retries);
+      if (opts.store.retries !== undefined) m.retries.set({}, opts.store.retries);
       try {
         await refreshPool(m, opts);
       } catch (e) {
@@ -120,7 +93,13 @@ export async function runController(opts: ControllerOptions): Promise<void> {
   log.info("controller started", { identity: opts.identity, metrics: `${server.hostname}:${server.port}`, version: VERSION });
 
   const background = [leadership.run(signal)];
-  if (opts.store instanceof EtcdStore) background.push(countStoreEvents(m, opts.store, signal, log));
+  const watching = opts.store.watchChanges?.(signal, (c) => {
+    const labels = { network: c.network };
+    if (c.kind === "released") return m.releases.add(labels, 1);
+    m.allocations.add(labels, 1);
+    m.conflicts.add(labels, c.record?.conflicts ?? 0);
+  }, (e) => log.warn("store watch reconnecting", { error: String(e) }));
+  if (watching) background.push(watching);
 
   // Leaks seen in the previous run, by exact record: only a second sighting releases.
   let suspects = new Set<string>();

@@ -103,6 +103,28 @@ export interface NetworkStore {
   sweep(): Promise<void>;
 }
 
+export interface Leadership {
+  /** True only while this process may act as leader. */
+  readonly isLeader: boolean;
+  /** Campaigns and renews until `signal` aborts, then resigns. */
+  run(signal: AbortSignal): Promise<void>;
+}
+
+export interface ElectionOptions {
+  readonly ttlSeconds?: number;
+  /** How often a follower tries to take over. */
+  readonly campaignIntervalMs?: number;
+  readonly onChange?: (leader: boolean) => void;
+}
+
+/** One change of a claim, as a store streams them: an address given to a container, released or parked. */
+export interface StoreChange {
+  readonly network: string;
+  readonly kind: "allocated" | "released";
+  /** The new record of an allocation (its `conflicts` count for the metrics). */
+  readonly record?: Allocation;
+}
+
 export interface Store {
   /** Where the state lives, for messages ("etcd https://10.0.0.1:2379", "/var/lib/cni/kube-ipam"). */
   readonly location: string;
@@ -113,8 +135,17 @@ export interface Store {
   putReservation(r: Reservation): Promise<void>;
   /** False when there was no such reservation. */
   deleteReservation(name: string): Promise<boolean>;
-  /** Checks the store can be read and written now (STATUS). Throws when not. */
+  /** Checks the store answers now (STATUS). Throws when not. */
   ping(): Promise<void>;
+  /**
+   * Leader election among controller replicas sharing this store; absent where there is only one host
+   * (the file store), and the one controller leads.
+   */
+  elect?(identity: string, opts?: ElectionOptions): Leadership;
+  /** Streams every change of a claim in any network until `signal` aborts; absent where it cannot. */
+  watchChanges?(signal: AbortSignal, onChange: (c: StoreChange) => void, onReconnect?: (e: unknown) => void): Promise<void>;
+  /** Requests of this process retried on another endpoint or later (for the metrics). */
+  readonly retries?: number;
   close(): Promise<void>;
 }
 

@@ -5,9 +5,10 @@
 import type { EtcdStoreConfig } from "../../config/store_config.ts";
 import { type IP, ipFromHex, ipToHex, tryParseIP } from "../../ip/address.ts";
 import { decodeRecord, decodeReservation, encodeRecord } from "../record.ts";
-import type { AddSnapshot, Allocation, ClaimOptions, ClaimOutcome, NetworkStore, Owner, Reservation, Store } from "../store.ts";
+import type { AddSnapshot, Allocation, ClaimOptions, ElectionOptions, Leadership, StoreChange, ClaimOutcome, NetworkStore, Owner, Reservation, Store } from "../store.ts";
 import { createRevision, del, EtcdClient, get, type KeyValue, modRevision, prefixEnd, put, type Txn, type TxnOp, value } from "./client.ts";
 import { NetworkKeys, networksPrefix, reservationKey } from "./keys.ts";
+import { EtcdLeaderElection } from "./leader.ts";
 
 // The revision at which each record handed out by this store was read: compare-and-swap compares on
 // it, so a record is matched exactly as stored, whatever fields a newer version may have added.
@@ -250,8 +251,32 @@ export class EtcdStore implements Store {
     return new EtcdStore(etcd, config.prefix);
   }
 
-  get client(): EtcdClient {
-    return this.#etcd;
+  get retries(): number {
+    return this.#etcd.retries;
+  }
+
+  elect(identity: string, opts?: ElectionOptions): Leadership {
+    return new EtcdLeaderElection(this.#etcd, `${this.prefix}/controller/leader`, identity, opts);
+  }
+
+  /** Claims, releases and parkings under `<prefix>/networks/`, from etcd's watch (with prev_kv). */
+  watchChanges(signal: AbortSignal, onChange: (c: StoreChange) => void, onReconnect?: (e: unknown) => void): Promise<void> {
+    const base = networksPrefix(this.prefix);
+    return this.#etcd.watch(base, { end: prefixEnd(base), signal, onReconnect }, (events) => {
+      for (const e of events) {
+        const [network, section] = e.key.slice(base.length).split("/");
+        if (section !== "ips" || !network) continue;
+        if (e.type === "DELETE") {
+          onChange({ network, kind: "released" });
+          continue;
+        }
+        const rec = decodeRecord(e.value);
+        if (!rec) continue;
+        const prev = e.prevValue === undefined ? undefined : decodeRecord(e.prevValue);
+        if (!rec.parkedAt) onChange({ network, kind: "allocated", record: prev ? { ...rec, conflicts: 0 } : rec });
+        else if (!prev?.parkedAt) onChange({ network, kind: "released", record: rec });
+      }
+    });
   }
 
   network(name: string): NetworkStore {

@@ -1,26 +1,9 @@
 // Leader election through an etcd lease: the leader holds a key bound to its lease and renews the
 // lease; when it dies the lease expires, the key vanishes and a follower's create-if-absent wins.
-// A leader that cannot renew in time counts itself out before its lease can expire, so two
-// leaders never act at once.
-import { createRevision, type EtcdClient, put } from "../store/etcd/client.ts";
-import { sleep } from "./sleep.ts";
-
-export interface Leadership {
-  /** True only while this process may act as leader. */
-  readonly isLeader: boolean;
-  /** Campaigns and renews until `signal` aborts, then resigns. */
-  run(signal: AbortSignal): Promise<void>;
-}
-
-/** Without etcd there is one host and one controller: it always leads. */
-export const SOLE_LEADER: Leadership = { isLeader: true, run: () => Promise.resolve() };
-
-export interface ElectionOptions {
-  readonly ttlSeconds?: number;
-  /** How often a follower tries to take over. */
-  readonly campaignIntervalMs?: number;
-  readonly onChange?: (leader: boolean, holder: string | undefined) => void;
-}
+// A leader that cannot renew in time counts itself out before its lease can expire.
+import { sleep } from "../../lib/sleep.ts";
+import type { ElectionOptions, Leadership } from "../store.ts";
+import { createRevision, type EtcdClient, put } from "./client.ts";
 
 export class EtcdLeaderElection implements Leadership {
   readonly #etcd: EtcdClient;
@@ -60,7 +43,7 @@ export class EtcdLeaderElection implements Leadership {
     if (r.succeeded) {
       this.#lease = lease.id;
       this.#renewedAt(started);
-      this.#onChange?.(true, this.#identity);
+      this.#onChange?.(true);
       return;
     }
     // Someone else leads (or our own earlier campaign, whose answer was lost: its lease runs out).
@@ -78,7 +61,7 @@ export class EtcdLeaderElection implements Leadership {
     if (this.#lease === undefined) return;
     this.#lease = undefined;
     this.#validUntil = 0;
-    this.#onChange?.(false, undefined);
+    this.#onChange?.(false);
   }
 
   async run(signal: AbortSignal): Promise<void> {
