@@ -23,6 +23,7 @@ import { decodeNetworkConfig, selectKubeIpamConfig } from "../config/network_fil
 import { VERSION } from "../version.ts";
 import type { ParsedFlags } from "./flags.ts";
 import { UsageError } from "./flags.ts";
+import { isRecord } from "../lib/is_record.ts";
 
 export const INSTALL_CNI_VALUED = ["bin-dir", "conf-dir", "conf", "name"] as const;
 export const INSTALL_CNI_SWITCHES = ["sleep"] as const;
@@ -146,10 +147,10 @@ export function prepareConfig(file: string, nodeName: string | undefined): Prepa
 
 /** The ipam sections of type kube-ipam: the config's own, or every such plugin's of a conflist. */
 function kubeIpamSections(doc: unknown): Obj[] {
-  if (!isObject(doc)) return []; // selectKubeIpamConfig reports it
+  if (!isRecord(doc)) return []; // selectKubeIpamConfig reports it
   const candidates = Array.isArray(doc.plugins) ? doc.plugins : [doc];
   return candidates
-    .map((p) => (isObject(p) && isObject(p.ipam) && p.ipam.type === "kube-ipam" ? p.ipam : undefined))
+    .map((p) => (isRecord(p) && isRecord(p.ipam) && p.ipam.type === "kube-ipam" ? p.ipam : undefined))
     .filter((ipam): ipam is Obj => ipam !== undefined);
 }
 
@@ -203,10 +204,6 @@ function reason(e: unknown): string {
     case "ENOSPC": return "no space left on device";
     default: return err.message ?? String(e);
   }
-}
-
-function isObject(v: unknown): v is Obj {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
 /** Resolves on the first SIGTERM or SIGINT; a timer keeps the process alive meanwhile. */

@@ -8,6 +8,7 @@ import type { Reservation, Store } from "../store/store.ts";
 import { openStore } from "../store/open.ts";
 import { type ParsedFlags, outputFormat, UsageError } from "./flags.ts";
 import { loadConfFile } from "./load_conf.ts";
+import { holderName } from "./show.ts";
 import { renderTable } from "./table.ts";
 
 const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,252}$/;
@@ -28,8 +29,7 @@ async function heldWithin(store: Store, set: IntervalSet): Promise<string[]> {
   for (const network of await store.networks()) {
     for (const a of await store.network(network).list()) {
       if (!set.has(parseIP(a.ip))) continue;
-      const who = a.podName ? `pod ${a.podNamespace}/${a.podName}` : `container ${a.containerID}`;
-      lines.push(`  ${a.ip} (network ${network}) is held by ${who}: it stays with its holder and is not handed out again once released`);
+      lines.push(`  ${a.ip} (network ${network}) is held by ${holderName(a)}: it stays with its holder and is not handed out again once released`);
     }
   }
   return lines;

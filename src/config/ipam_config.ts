@@ -10,6 +10,7 @@ import { formatRangeSet, type RangeSet, rangeSetProblem, rangeSetsOverlap } from
 import { ConfigError } from "./errors.ts";
 import { type LogLevel, parseLogLevel } from "./log_level.ts";
 import { parseStoreConfig, type StoreConfig } from "./store_config.ts";
+import { isRecord } from "../lib/is_record.ts";
 
 export const DEFAULT_LOG_FILE = "/var/log/kube-ipam.log";
 export const DEFAULT_KUBECONFIG = "/etc/kubernetes/pki/kubectl.kubeconfig";
@@ -51,10 +52,6 @@ type Obj = Record<string, unknown>;
 
 const NETWORK_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 
-function isObject(v: unknown): v is Obj {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
 function optionalString(obj: Obj, key: string, field: string): string | undefined {
   const v = obj[key];
   if (v === undefined || v === null || v === "") return undefined;
@@ -70,7 +67,7 @@ function optionalArray(obj: Obj, key: string, field: string): unknown[] {
 }
 
 function parseRange(raw: unknown, field: string): Range {
-  if (!isObject(raw)) throw new ConfigError(field, `expected a range object {"subnet": ...}, got ${JSON.stringify(raw)}`);
+  if (!isRecord(raw)) throw new ConfigError(field, `expected a range object {"subnet": ...}, got ${JSON.stringify(raw)}`);
   try {
     return canonicalizeRange(raw);
   } catch (e) {
@@ -117,7 +114,7 @@ function collectRangeSets(ipam: Obj, runtime: Obj): RangeSet[] {
 function parseRoutes(ipam: Obj): Route[] {
   return optionalArray(ipam, "routes", "ipam.routes").map((r, i) => {
     const field = `ipam.routes[${i}]`;
-    if (!isObject(r)) throw new ConfigError(field, `expected {"dst": CIDR, "gw"?: IP}, got ${JSON.stringify(r)}`);
+    if (!isRecord(r)) throw new ConfigError(field, `expected {"dst": CIDR, "gw"?: IP}, got ${JSON.stringify(r)}`);
     const dst = typeof r.dst === "string" ? tryParseCIDR(r.dst) : undefined;
     if (r.dst === undefined) throw new ConfigError(`${field}.dst`, "is missing: every route needs a destination CIDR");
     if (!dst) throw new ConfigError(`${field}.dst`, `${JSON.stringify(r.dst)} is not a CIDR`);
@@ -161,7 +158,7 @@ function parseValidAttachments(conf: Obj): Attachment[] | undefined {
   if (raw === null) return [];
   if (!Array.isArray(raw)) throw new ConfigError("cni.dev/valid-attachments", "expected an array");
   return raw.map((a, i) => {
-    if (!isObject(a) || typeof a.containerID !== "string" || typeof a.ifname !== "string") {
+    if (!isRecord(a) || typeof a.containerID !== "string" || typeof a.ifname !== "string") {
       throw new ConfigError(`cni.dev/valid-attachments[${i}]`, `expected {"containerID", "ifname"}, got ${JSON.stringify(a)}`);
     }
     return { containerID: a.containerID, ifName: a.ifname };
@@ -170,7 +167,7 @@ function parseValidAttachments(conf: Obj): Attachment[] | undefined {
 
 /** Builds the IpamConfig from a decoded network config; throws ConfigError naming the field. */
 export function loadIpamConfig(conf: unknown, opts: LoadOptions): IpamConfig {
-  if (!isObject(conf)) throw new ConfigError("network config", "expected a JSON object");
+  if (!isRecord(conf)) throw new ConfigError("network config", "expected a JSON object");
   const cniVersion = checkConfigVersion(conf.cniVersion);
   const network = conf.name;
   if (typeof network !== "string" || network === "") throw new ConfigError("name", "the network name is missing");
@@ -178,9 +175,9 @@ export function loadIpamConfig(conf: unknown, opts: LoadOptions): IpamConfig {
     throw new ConfigError("name", `"${network}" may hold only letters, digits, "_", "." and "-", starting with a letter or digit`);
   }
   const ipam = conf.ipam;
-  if (!isObject(ipam)) throw new ConfigError("ipam", 'the "ipam" section is missing');
-  const runtime = isObject(conf.runtimeConfig) ? conf.runtimeConfig : {};
-  const args = isObject(conf.args) && isObject(conf.args.cni) ? conf.args.cni : {};
+  if (!isRecord(ipam)) throw new ConfigError("ipam", 'the "ipam" section is missing');
+  const runtime = isRecord(conf.runtimeConfig) ? conf.runtimeConfig : {};
+  const args = isRecord(conf.args) && isRecord(conf.args.cni) ? conf.args.cni : {};
 
   const requestedIPs = [
     ...parseIPList(opts.argsIPs ?? [], "CNI_ARGS IP"),

@@ -7,6 +7,7 @@ import type { KubeConfig } from "./kubeconfig.ts";
 
 export { KubeUnavailableError };
 import type { List, Pod, StatefulSet, Status } from "./types.ts";
+import { isRecord } from "../lib/is_record.ts";
 
 export interface KubeClientOptions {
   /** Per request (each page of a list), in milliseconds. Default 3000. */
@@ -62,7 +63,7 @@ export class KubeClient {
 
   async #get<T>(path: string, kind: string, name: string, action: string): Promise<T | undefined> {
     const { status, body } = await this.#request(path, action);
-    if (status === 200 && isObject(body) && isObject(body.metadata)) return body as T;
+    if (status === 200 && isRecord(body) && isRecord(body.metadata)) return body as T;
     // Only the API's own NotFound for this very object: a 404 from a proxy or a wrong path is no answer.
     if (status === 404 && isStatus(body) && body.reason === "NotFound" && body.details?.kind === kind &&
       body.details.name === name) return undefined;
@@ -76,7 +77,7 @@ export class KubeClient {
       const query = `?limit=${this.#pageSize}${token ? `&continue=${enc(token)}` : ""}`;
       const { status, body } = await this.#request(path + query, action);
       const list = body as List<T>;
-      if (status !== 200 || !isObject(body) || !Array.isArray(list.items) || !isObject(body.metadata)) {
+      if (status !== 200 || !isRecord(body) || !Array.isArray(list.items) || !isRecord(body.metadata)) {
         throw this.#unavailable(action, { status, body });
       }
       items.push(...list.items);
@@ -188,12 +189,8 @@ function parseJSON(text: string): unknown {
   }
 }
 
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
 function isStatus(v: unknown): v is Status {
-  return isObject(v) && v.kind === "Status";
+  return isRecord(v) && v.kind === "Status";
 }
 
 function clip(s: string): string {

@@ -3,6 +3,7 @@
 import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { KubeConfigError } from "./errors.ts";
+import { isRecord } from "../lib/is_record.ts";
 
 export { KubeConfigError };
 
@@ -54,7 +55,7 @@ export async function loadKubeConfig(path: string): Promise<KubeConfig> {
   } catch (e) {
     fail(`invalid YAML: ${firstLine(e)}`, e);
   }
-  if (!isDict(doc)) return fail("not a kubeconfig: the document is not a mapping");
+  if (!isRecord(doc)) return fail("not a kubeconfig: the document is not a mapping");
   const dir = dirname(resolve(path));
 
   const contexts = named(doc, "contexts", "context", fail);
@@ -157,10 +158,10 @@ function named(doc: Dict, list: string, entry: string, fail: Fail): Map<string, 
   if (!Array.isArray(items)) fail(`${list} is not a list`);
   const out = new Map<string, Dict>();
   for (const item of items as unknown[]) {
-    if (!isDict(item) || typeof item.name !== "string") fail(`${list} has an entry without a name`);
+    if (!isRecord(item) || typeof item.name !== "string") fail(`${list} has an entry without a name`);
     const { name } = item as Dict & { name: string };
     const value = (item as Dict)[entry] ?? {};
-    if (!isDict(value)) fail(`${entry} of ${entry} "${name}" is not a mapping`);
+    if (!isRecord(value)) fail(`${entry} of ${entry} "${name}" is not a mapping`);
     out.set(name, value as Dict);
   }
   return out;
@@ -184,10 +185,6 @@ function readText(path: string, fail: (reason: string, cause: unknown) => never)
       : String((e as Error).message);
     return fail(reason, e);
   }
-}
-
-function isDict(v: unknown): v is Dict {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
 function isPem(text: string): boolean {
