@@ -45,6 +45,9 @@ done
 echo "== kube-ipam ls --conf demo.conf"
 "$bin" ls --conf "$work/demo.conf"
 echo
+echo "== kube-ipam usage --conf demo.conf"
+"$bin" usage --conf "$work/demo.conf"
+echo
 echo "== ADD c1 again (a runtime retry): the same addresses"
 cni ADD c1 web-1
 echo
