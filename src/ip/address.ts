@@ -81,6 +81,8 @@ export function parseIP(s: string): IP {
 }
 
 function formatIPv6(v: bigint): string {
+  // RFC 5952 section 5: IPv4-mapped addresses keep their dotted tail.
+  if (v >> 32n === 0xffffn) return `::ffff:${formatIP({ family: 4, value: v & 0xffffffffn })}`;
   const groups: number[] = [];
   for (let i = 7; i >= 0; i--) groups.push(Number((v >> BigInt(i * 16)) & 0xffffn));
   // RFC 5952: compress the longest run (>= 2) of zero groups, the first one on ties.

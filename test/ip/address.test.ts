@@ -124,6 +124,7 @@ describe("formatIP, IPv6 (RFC 5952)", () => {
     ["run of two at the end", "1:2:3:4:5:6:0:0", "1:2:3:4:5:6::"],
     ["run of two at the start", "0:0:3:4:5:6:7:8", "::3:4:5:6:7:8"],
     ["/64 last address", "fd00:0:0:0:ffff:ffff:ffff:ffff", "fd00::ffff:ffff:ffff:ffff"],
+    ["IPv4-mapped keeps its dotted tail (RFC 5952 section 5)", "0:0:0:0:0:ffff:a00:1", "::ffff:10.0.0.1"],
   ];
   test.each(cases)("%s", (_name, text, expected) => {
     expect(formatIP(parseIP(text))).toBe(expected);
