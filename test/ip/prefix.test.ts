@@ -23,7 +23,7 @@ describe("parseCIDR", () => {
     ["fd00::1:2/112", "fd00::1:2", "fd00::1:0/112", "fd00::1:ffff", 65536n],
     ["2001:db8::1/128", "2001:db8::1", "2001:db8::1/128", "2001:db8::1", 1n],
     ["2001:db8::1/0", "2001:db8::1", "::/0", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", 1n << 128n],
-    ["::ffff:10.0.0.1/120", "::ffff:a00:1", "::ffff:a00:0/120", "::ffff:a00:ff", 256n],
+    ["::ffff:10.0.0.1/120", "::ffff:10.0.0.1", "::ffff:10.0.0.0/120", "::ffff:10.0.0.255", 256n],
   ];
   test.each(valid)("%s", (text, ip, prefix, last, size) => {
     const c = parseCIDR(text);
