@@ -1,0 +1,298 @@
+// One network's pool in the embedded store (layout and protocol: file_store.ts, docs/file-store.md).
+import { linkSync, mkdirSync, readFileSync, renameSync, rmdirSync, statSync, unlinkSync } from "node:fs";
+import { join } from "node:path";
+import { type IP, ipFromHex, ipToHex, tryParseIP } from "../../ip/address.ts";
+import { encodeRecord, identical } from "../record.ts";
+import type { AddSnapshot, Allocation, ClaimOptions, ClaimOutcome, NetworkStore, Owner, Reservation } from "../store.ts";
+import { sameOwner, StoreError } from "../store.ts";
+import { withFileLock } from "./flock.ts";
+import { code, inode, ioError, linkMakingDir, listDir, readRecord, removeFile, tolerateMissing, writeTmp } from "./fs_ops.ts";
+
+/** Debris (tmp files, owner entries of claims that never completed) is removed only when this old. */
+const DEBRIS_AGE_MS = 60_000;
+
+/** Where the network store reads the store-wide reservations from. */
+export interface ReservationSource {
+  readonly dataDir: string;
+  reservations(): Promise<Reservation[]>;
+}
+
+export class FileNetworkStore implements NetworkStore {
+  readonly shared = false;
+  readonly #store: ReservationSource;
+  readonly #dir: string;
+  readonly #ips: string;
+  readonly #owners: string;
+  readonly #cursors: string;
+  readonly #tmp: string;
+
+  constructor(store: ReservationSource, readonly network: string) {
+    this.#store = store;
+    this.#dir = join(store.dataDir, network);
+    this.#ips = join(this.#dir, "ips");
+    this.#owners = join(this.#dir, "owners");
+    this.#cursors = join(this.#dir, "cursors");
+    this.#tmp = join(this.#dir, "tmp");
+  }
+
+  #ensureDirs(): void {
+    for (const d of [this.#ips, this.#owners, this.#cursors, this.#tmp]) {
+      try {
+        mkdirSync(d, { recursive: true, mode: 0o755 });
+      } catch (e) {
+        throw ioError("create directory", d, e);
+      }
+    }
+  }
+
+  #locked<T>(fn: () => T): Promise<T> {
+    this.#ensureDirs();
+    return withFileLock(join(this.#dir, "lock"), fn);
+  }
+
+  #ownerDir(owner: Owner): string {
+    return join(this.#owners, owner.containerID, owner.ifName);
+  }
+
+  #ipPath(record: Allocation): string | undefined {
+    const ip = tryParseIP(record.ip);
+    return ip && join(this.#ips, ipToHex(ip));
+  }
+
+  claim(ip: IP, record: Allocation, opts?: ClaimOptions): Promise<ClaimOutcome> {
+    const hex = ipToHex(ip);
+    const tmp = writeTmp(this.#tmp, encodeRecord(record));
+    const ownerDir = this.#ownerDir(record);
+    const ownerEntry = join(ownerDir, hex);
+    const ipPath = join(this.#ips, hex);
+    try {
+      mkdirSync(ownerDir, { recursive: true });
+      try {
+        linkSync(tmp, ownerEntry);
+      } catch (e) {
+        if (code(e) !== "EEXIST") throw e;
+        // The owner already holds this address, or an earlier attempt of theirs never completed.
+        if (inode(ipPath) === inode(ownerEntry)) return Promise.resolve({ claimed: false, holder: readRecord(ipPath) });
+        unlinkSync(ownerEntry);
+        linkSync(tmp, ownerEntry);
+      }
+      try {
+        linkMakingDir(tmp, ipPath);
+      } catch (e) {
+        unlinkSync(ownerEntry);
+        if (code(e) === "EEXIST") return Promise.resolve({ claimed: false, holder: readRecord(ipPath) });
+        throw e;
+      }
+    } catch (e) {
+      throw e instanceof StoreError ? e : ioError("claim address in", this.#dir, e);
+    } finally {
+      removeFile(tmp);
+    }
+    if (opts?.advanceCursor) this.#writeCursor(record.node, record.rangeSet, hex);
+    return Promise.resolve({ claimed: true });
+  }
+
+  #cursorPath(node: string, rangeSet: number): string {
+    return join(this.#cursors, `${encodeURIComponent(node)}.${rangeSet}`);
+  }
+
+  #writeCursor(node: string, rangeSet: number, hex: string): void {
+    const tmp = writeTmp(this.#tmp, hex, false);
+    const path = this.#cursorPath(node, rangeSet);
+    try {
+      try {
+        renameSync(tmp, path);
+      } catch (e) {
+        if (code(e) !== "ENOENT") throw e;
+        mkdirSync(this.#cursors, { recursive: true });
+        renameSync(tmp, path);
+      }
+    } catch (e) {
+      throw ioError("write", path, e);
+    }
+  }
+
+  cursor(node: string, rangeSet: number): Promise<IP | undefined> {
+    const path = this.#cursorPath(node, rangeSet);
+    const hex = tolerateMissing("read", path, undefined, () => readFileSync(path, "utf8").trim());
+    return Promise.resolve(hex === undefined ? undefined : ipFromHex(hex));
+  }
+
+  async countHeld(family: 4 | 6, from: bigint, to: bigint): Promise<number> {
+    return (await this.heldBetween(family, from, to, Number.MAX_SAFE_INTEGER)).length;
+  }
+
+  // One directory listing serves a whole scan: a scan reads window after window, and the listing is
+  // only a guide anyway (the claim's link decides). Refreshed after a second for long-lived callers.
+  #listing: { at: number; ips: IP[] } | undefined;
+
+  #held(): IP[] {
+    const now = Date.now();
+    if (!this.#listing || now - this.#listing.at > 1000) {
+      const ips = listDir(this.#ips).map(ipFromHex).filter((ip): ip is IP => ip !== undefined);
+      ips.sort((a, b) => a.family - b.family || (a.value < b.value ? -1 : a.value > b.value ? 1 : 0));
+      this.#listing = { at: now, ips };
+    }
+    return this.#listing.ips;
+  }
+
+  heldBetween(family: 4 | 6, from: bigint, to: bigint, limit: number): Promise<IP[]> {
+    const out: IP[] = [];
+    for (const ip of this.#held()) {
+      if (ip.family !== family || ip.value < from) continue;
+      if (ip.value > to || out.length >= limit) break;
+      out.push(ip);
+    }
+    return Promise.resolve(out);
+  }
+
+  /** The owner's entries, split into completed claims (same inode as ips/<hex>) and the rest. */
+  #ownerEntries(owner: Owner): { entry: string; ipPath: string; claimed: boolean }[] {
+    const dir = this.#ownerDir(owner);
+    return listDir(dir).map((hex) => {
+      const entry = join(dir, hex);
+      const ipPath = join(this.#ips, hex);
+      const ino = inode(entry);
+      return { entry, ipPath, claimed: ino !== undefined && ino === inode(ipPath) };
+    });
+  }
+
+  async prepareAdd(owner: Owner, node: string, rangeSets: number): Promise<AddSnapshot> {
+    const cursors = await Promise.all(Array.from({ length: rangeSets }, (_, i) => this.cursor(node, i)));
+    return { held: await this.findByOwner(owner), cursors, reservations: await this.#store.reservations() };
+  }
+
+  findByOwner(owner: Owner): Promise<Allocation[]> {
+    const found: Allocation[] = [];
+    for (const { entry, claimed } of this.#ownerEntries(owner)) {
+      const rec = claimed ? readRecord(entry) : undefined;
+      if (rec && sameOwner(rec, owner)) found.push(rec);
+    }
+    return Promise.resolve(found);
+  }
+
+  #isDebris(path: string, now = Date.now()): boolean {
+    try {
+      return now - statSync(path).mtimeMs > DEBRIS_AGE_MS;
+    } catch {
+      return false;
+    }
+  }
+
+  #pruneOwnerDir(owner: Owner): void {
+    for (const d of [this.#ownerDir(owner), join(this.#owners, owner.containerID)]) {
+      try {
+        rmdirSync(d);
+      } catch { /* not empty or already gone: fine */ }
+    }
+  }
+
+  /** Moves `next` into place over the claim at `ipPath` (under the lock), fixing the owner index. */
+  #swap(ipPath: string, expected: Allocation, next: Allocation): void {
+    const tmp = writeTmp(this.#tmp, encodeRecord(next));
+    try {
+      const hex = ipPath.slice(ipPath.lastIndexOf("/") + 1);
+      if (!next.parkedAt) {
+        mkdirSync(this.#ownerDir(next), { recursive: true });
+        // A second link renamed over the entry: there is never a moment without one.
+        const entryTmp = `${tmp}.owner`;
+        linkSync(tmp, entryTmp);
+        renameSync(entryTmp, join(this.#ownerDir(next), hex));
+      }
+      renameSync(tmp, ipPath);
+      if (next.parkedAt || !sameOwner(expected, next)) {
+        removeFile(join(this.#ownerDir(expected), hex));
+        this.#pruneOwnerDir(expected);
+      }
+    } catch (e) {
+      throw e instanceof StoreError ? e : ioError("replace", ipPath, e);
+    } finally {
+      removeFile(tmp);
+    }
+  }
+
+  #delete(ipPath: string, record: Allocation): void {
+    removeFile(ipPath);
+    removeFile(join(this.#ownerDir(record), ipPath.slice(ipPath.lastIndexOf("/") + 1)));
+    this.#pruneOwnerDir(record);
+  }
+
+  releaseByOwner(owner: Owner): Promise<Allocation[]> {
+    return this.#locked(() => {
+      const released: Allocation[] = [];
+      const now = new Date();
+      for (const { entry, ipPath, claimed } of this.#ownerEntries(owner)) {
+        if (!claimed) {
+          // A claim that never completed holds nothing; one in progress is left alone.
+          if (this.#isDebris(entry, now.getTime())) removeFile(entry);
+          continue;
+        }
+        const rec = readRecord(ipPath);
+        if (!rec) continue;
+        if (rec.kind === "sticky") this.#swap(ipPath, rec, { ...rec, parkedAt: now.toISOString() });
+        else this.#delete(ipPath, rec);
+        released.push(rec);
+      }
+      this.#pruneOwnerDir(owner);
+      return released;
+    });
+  }
+
+  releaseIfUnchanged(record: Allocation): Promise<boolean> {
+    const ipPath = this.#ipPath(record);
+    if (!ipPath) return Promise.resolve(false);
+    return this.#locked(() => {
+      const current = readRecord(ipPath);
+      if (!current || !identical(current, record)) return false;
+      this.#delete(ipPath, record);
+      return true;
+    });
+  }
+
+  replace(expected: Allocation, next: Allocation): Promise<boolean> {
+    const ipPath = this.#ipPath(expected);
+    if (!ipPath || next.ip !== expected.ip) return Promise.resolve(false);
+    return this.#locked(() => {
+      const current = readRecord(ipPath);
+      if (!current || !identical(current, expected)) return false;
+      this.#swap(ipPath, expected, next);
+      return true;
+    });
+  }
+
+  async findSticky(podNamespace: string, podName: string): Promise<Allocation[]> {
+    return (await this.list()).filter((a) => a.kind === "sticky" && a.podNamespace === podNamespace && a.podName === podName);
+  }
+
+  get(ip: IP): Promise<Allocation | undefined> {
+    return Promise.resolve(readRecord(join(this.#ips, ipToHex(ip))));
+  }
+
+  list(): Promise<Allocation[]> {
+    const out: Allocation[] = [];
+    for (const hex of listDir(this.#ips)) {
+      const rec = readRecord(join(this.#ips, hex));
+      if (rec) out.push(rec);
+    }
+    return Promise.resolve(out);
+  }
+
+  /** Removes what killed processes left: files in tmp/ and owner entries whose claim never completed. */
+  sweep(): Promise<void> {
+    const now = Date.now();
+    for (const name of listDir(this.#tmp)) {
+      const path = join(this.#tmp, name);
+      if (this.#isDebris(path, now)) removeFile(path);
+    }
+    for (const containerID of listDir(this.#owners)) {
+      for (const ifName of listDir(join(this.#owners, containerID))) {
+        const owner = { containerID, ifName };
+        for (const { entry, claimed } of this.#ownerEntries(owner)) {
+          if (!claimed && this.#isDebris(entry, now)) removeFile(entry);
+        }
+        this.#pruneOwnerDir(owner);
+      }
+    }
+    return Promise.resolve();
+  }
+}

@@ -1,0 +1,82 @@
+// The file store's filesystem steps: each one syscall or close to it, each failure a StoreError that
+// names the path, a missing file a value rather than an exception where callers expect it.
+import { closeSync, fsyncSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, unlinkSync,
+  writeSync } from "node:fs";
+import { join } from "node:path";
+import { decodeRecord } from "../record.ts";
+import { type Allocation, StoreError } from "../store.ts";
+
+export function code(e: unknown): string | undefined {
+  return (e as NodeJS.ErrnoException)?.code;
+}
+
+export function ioError(action: string, path: string, e: unknown): StoreError {
+  return new StoreError(`Cannot ${action} "${path}": ${(e as Error).message}`, false, { cause: e });
+}
+
+/** Runs `fn`, turning ENOENT into `fallback` and other failures into a StoreError naming the path. */
+export function tolerateMissing<T>(action: string, path: string, fallback: T, fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (code(e) === "ENOENT") return fallback;
+    throw ioError(action, path, e);
+  }
+}
+
+export function listDir(path: string): string[] {
+  return tolerateMissing("list", path, [] as string[], () => readdirSync(path));
+}
+
+export function removeFile(path: string): void {
+  tolerateMissing("remove", path, undefined, () => unlinkSync(path));
+}
+
+export function inode(path: string): number | undefined {
+  return tolerateMissing("stat", path, undefined, () => statSync(path).ino);
+}
+
+export function readRecord(path: string): Allocation | undefined {
+  const text = tolerateMissing("read", path, undefined, () => readFileSync(path, "utf8"));
+  return text === undefined ? undefined : decodeRecord(text);
+}
+
+/** link(2), creating the target's directory on first use (one syscall in the common case). */
+export function linkMakingDir(from: string, to: string): void {
+  try {
+    linkSync(from, to);
+  } catch (e) {
+    if (code(e) !== "ENOENT") throw e;
+    mkdirSync(to.slice(0, to.lastIndexOf("/")), { recursive: true });
+    linkSync(from, to);
+  }
+}
+
+let tmpCounter = 0;
+
+/**
+ * Writes `text` to a fresh file in `dir` and returns its path; `durable` fsyncs it (records, so that
+ * a power loss cannot leave an empty claim behind; a cursor is only a hint and skips it).
+ */
+export function writeTmp(dir: string, text: string, durable = true): string {
+  const path = join(dir, `${process.pid}.${Date.now()}.${tmpCounter++}`);
+  try {
+    let fd: number;
+    try {
+      fd = openSync(path, "wx", 0o644);
+    } catch (e) {
+      if (code(e) !== "ENOENT") throw e;
+      mkdirSync(dir, { recursive: true });
+      fd = openSync(path, "wx", 0o644);
+    }
+    try {
+      writeSync(fd, text);
+      if (durable) fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  } catch (e) {
+    throw ioError("write", path, e);
+  }
+  return path;
+}
