@@ -1,7 +1,8 @@
 // One executable, two roles: a CNI plugin when the runtime sets CNI_COMMAND, a CLI otherwise.
 // Measured choices for the plugin's start-up (it runs once per pod): the plugin path is imported
 // statically (its bytecode is ready; a dynamic import cost about 1 ms more), the CLI only when it
-// runs, and the plugin writes with Bun.write: the first touch of process.stdout or process.stderr
+// runs (the build splits it into its own chunk, about 1 ms less to load for every plugin start), and
+// the plugin writes with Bun.write: the first touch of process.stdout or process.stderr
 // builds Node stream objects, which cost about 3 ms.
 
 import { runCni } from "./plugin/run.ts";
