@@ -1,7 +1,7 @@
 // Finding and claiming one address in a range set. The scan reads the held addresses of a small
 // window in one store call (one etcd range read) and walks the gaps; a window found full is followed
-// by counts that skip the rest of a dense run in doubling steps, so the cost of a claim stays a few
-// cheap round trips however full the pool is. Claims are compare-and-put; a lost race moves on.
+// by batched counts that cross the rest of a dense run, so the cost of a claim stays a few cheap
+// round trips however full the pool is. Claims are compare-and-put; a lost race moves on.
 import { formatIP, type IP } from "../ip/address.ts";
 import type { IntervalSet } from "../ip/interval_set.ts";
 import { isInfrastructure, type Range } from "../ip/range.ts";
@@ -17,28 +17,25 @@ import { PoolExhaustedError } from "./errors.ts";
 const WINDOW = 64;
 const WINDOW_N = BigInt(WINDOW);
 
+/** How many blocks one count request covers (one etcd transaction of count-only reads). */
+const BLOCKS = 16;
+
 /**
- * The first address in [from, to] that may be free, found with counts alone: a dense run of held
- * addresses is skipped in doubling steps, and the step with a gap is halved down to one window.
- * Returns `to + 1` when every address up to `to` is held.
+ * The start of the first window in [from, to] that is not entirely held, found with counts alone:
+ * one request counts 16 blocks; a run of dense blocks is crossed 16 blocks at a time with blocks 16
+ * times larger, and a block with a gap is split into 16 smaller ones, down to one window. A dense run
+ * of n addresses so costs about log16(n) requests. Returns `to + 1` when every address up to `to` is held.
  */
-async function skipDenseRun(store: NetworkStore, family: 4 | 6, from: bigint, to: bigint): Promise<bigint> {
-  const dense = async (a: bigint, b: bigint) => BigInt(await store.countHeld(family, a, b)) === b - a + 1n;
-  let lo = from;
-  for (let span = WINDOW_N; lo <= to; span *= 2n) {
-    let end = lo + span - 1n < to ? lo + span - 1n : to;
-    if (await dense(lo, end)) {
-      lo = end + 1n;
-      continue;
-    }
-    while (end - lo + 1n > WINDOW_N) {
-      const mid = lo + (end - lo + 1n) / 2n - 1n;
-      if (await dense(lo, mid)) lo = mid + 1n;
-      else end = mid;
-    }
-    return lo;
+async function firstGap(store: NetworkStore, family: 4 | 6, from: bigint, to: bigint, block: bigint): Promise<bigint> {
+  const counts = await store.countHeldBlocks(family, from, to, block, BLOCKS);
+  for (let i = 0; i < counts.length; i++) {
+    const a = from + BigInt(i) * block;
+    const b = a + block - 1n < to ? a + block - 1n : to;
+    if (BigInt(counts[i]!) === b - a + 1n) continue;
+    return block <= WINDOW_N ? a : firstGap(store, family, a, b, block / BigInt(BLOCKS));
   }
-  return lo;
+  const next = from + BigInt(BLOCKS) * block;
+  return next > to ? to + 1n : firstGap(store, family, next, to, block * BigInt(BLOCKS));
 }
 
 export interface Pool {
@@ -75,7 +72,7 @@ export async function* freeAddresses(store: NetworkStore, pool: Pool, cursor: IP
       }
       from = windowEnd + 1n;
       const full = held.length === WINDOW && held[WINDOW - 1]!.value - held[0]!.value === WINDOW_N - 1n;
-      if (full && from <= seg.to) from = await skipDenseRun(store, family, from, seg.to);
+      if (full && from <= seg.to) from = await firstGap(store, family, from, seg.to, WINDOW_N);
     }
   }
 }

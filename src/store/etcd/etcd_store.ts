@@ -113,10 +113,15 @@ class EtcdNetworkStore implements NetworkStore {
     return kvs.map((kv) => this.#keys.ipOf(kv.key)).filter((ip): ip is IP => ip !== undefined);
   }
 
-  async countHeld(family: 4 | 6, from: bigint, to: bigint): Promise<number> {
-    const start = this.#keys.ip({ family, value: from });
-    const end = `${this.#keys.ip({ family, value: to })}\u0000`;
-    return (await this.#etcd.range(start, { end, countOnly: true })).count;
+  /** One transaction of count-only range reads, one per block. */
+  async countHeldBlocks(family: 4 | 6, from: bigint, to: bigint, size: bigint, blocks: number): Promise<number[]> {
+    const reads: TxnOp[] = [];
+    for (let a = from, i = 0; a <= to && i < blocks; a += size, i++) {
+      const b = a + size - 1n < to ? a + size - 1n : to;
+      reads.push(get(this.#keys.ip({ family, value: a }), { end: `${this.#keys.ip({ family, value: b })}\u0000`, countOnly: true }));
+    }
+    const r = await this.#etcd.txn().then(...reads).commit();
+    return r.responses.map((x) => (x.kind === "range" ? x.count : 0));
   }
 
   async #ownerEntries(owner: Owner): Promise<KeyValue[]> {

@@ -118,8 +118,13 @@ export class FileNetworkStore implements NetworkStore {
     return Promise.resolve(hex === undefined ? undefined : ipFromHex(hex));
   }
 
-  async countHeld(family: 4 | 6, from: bigint, to: bigint): Promise<number> {
-    return (await this.heldBetween(family, from, to, Number.MAX_SAFE_INTEGER)).length;
+  async countHeldBlocks(family: 4 | 6, from: bigint, to: bigint, size: bigint, blocks: number): Promise<number[]> {
+    const counts: number[] = [];
+    for (let a = from, i = 0; a <= to && i < blocks; a += size, i++) {
+      const b = a + size - 1n < to ? a + size - 1n : to;
+      counts.push((await this.heldBetween(family, a, b, Number.MAX_SAFE_INTEGER)).length);
+    }
+    return counts;
   }
 
   // One directory listing serves a whole scan: a scan reads window after window, and the listing is
