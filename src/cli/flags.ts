@@ -4,6 +4,11 @@ export class UsageError extends Error {
   override name = "UsageError";
 }
 
+/** What the command was asked to act on does not exist (exit status 1, a plain message). */
+export class NotFoundError extends Error {
+  override name = "NotFoundError";
+}
+
 export interface ParsedFlags {
   readonly positional: readonly string[];
   readonly values: ReadonlyMap<string, string>;

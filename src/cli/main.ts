@@ -3,13 +3,13 @@ import { CniError } from "../cni/errors.ts";
 import { toCniError } from "../ipam/error_map.ts";
 import { VERSION } from "../version.ts";
 import { EXAMPLE_KINDS, exampleConfig } from "./example_config.ts";
-import { parseFlags, UsageError } from "./flags.ts";
+import { NotFoundError, parseFlags, UsageError } from "./flags.ts";
 import { controllerCommand } from "./controller.ts";
 import { gcCommand } from "./gc.ts";
 import { INSTALL_CNI_SWITCHES, INSTALL_CNI_VALUED, installCniCommand } from "./install_cni.ts";
 import { lsCommand } from "./ls.ts";
 import { releaseCommand } from "./release.ts";
-import { NotFoundError, reserveCommand, reservedCommand, unreserveCommand } from "./reserve.ts";
+import { reserveCommand, reservedCommand, unreserveCommand } from "./reserve.ts";
 import { showCommand } from "./show.ts";
 import { usageCommand } from "./usage.ts";
 

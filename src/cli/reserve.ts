@@ -6,7 +6,7 @@ import { formatInterval, type Interval, IntervalSet, tryParseInterval } from "..
 import { parseIP } from "../ip/address.ts";
 import type { Reservation, Store } from "../store/store.ts";
 import { openStore } from "../store/open.ts";
-import { type ParsedFlags, outputFormat, UsageError } from "./flags.ts";
+import { NotFoundError, type ParsedFlags, outputFormat, UsageError } from "./flags.ts";
 import { loadConfFile } from "./load_conf.ts";
 import { holderName } from "./show.ts";
 import { renderTable } from "./table.ts";
@@ -72,10 +72,6 @@ export async function unreserveCommand(flags: ParsedFlags): Promise<string> {
     }
     return `Reservation "${name}" removed: its free addresses can be handed out again\n`;
   });
-}
-
-export class NotFoundError extends Error {
-  override name = "NotFoundError";
 }
 
 export function reservationsTable(list: readonly Reservation[]): string {

@@ -10,12 +10,12 @@ import { formatInterval } from "../ip/interval_set.ts";
 import { isInfrastructure, type Range } from "../ip/range.ts";
 import { rangeHolding, type RangeSet, rangeSetFamily, rangeWithSubnetOf } from "../ip/range_set.ts";
 import type { AddSnapshot, Allocation, AllocationKind, NetworkStore, Owner } from "../store/store.ts";
-import { allocateDynamic, type Pool } from "./allocator.ts";
+import { allocateDynamic, type Pool, poolsOf } from "./allocator.ts";
 import { AddressReservedError, AddressUnavailableError } from "./errors.ts";
 import type { FixedAddress, PodPolicy } from "./pod_policy.ts";
 import { releaseOrPark } from "./release.ts";
 import { assignRequested } from "./requested.ts";
-import { NO_RESERVATIONS, reservedAddresses, type ReservedAddresses } from "./reservations.ts";
+import { reservedAddresses, type ReservedAddresses } from "./reservations.ts";
 import { ASSUME_LIVE, claimOrTakeOver, type HolderLiveness } from "./takeover.ts";
 
 export interface PodRef {
@@ -35,11 +35,6 @@ export interface AddRequest {
   /** From the pod's annotations and owners; none without a Kubernetes API. */
   readonly policy?: PodPolicy;
   readonly liveness?: HolderLiveness;
-}
-
-export function poolsOf(config: IpamConfig, reserved: ReservedAddresses = NO_RESERVATIONS): Pool[] {
-  const skip = config.exclude.union(reserved.all);
-  return config.rangeSets.map((set, index) => ({ network: config.network, set, index, skip }));
 }
 
 /**

@@ -8,7 +8,9 @@ import { isInfrastructure, type Range } from "../ip/range.ts";
 import { roundRobinSegments } from "../ip/range_iter.ts";
 import { formatRangeSet, type RangeSet, rangeSetFamily } from "../ip/range_set.ts";
 import { type Allocation, type NetworkStore, sameOwner } from "../store/store.ts";
+import type { IpamConfig } from "../config/ipam_config.ts";
 import { PoolExhaustedError } from "./errors.ts";
+import { NO_RESERVATIONS, type ReservedAddresses } from "./reservations.ts";
 
 /**
  * How many held addresses one scan step reads. Small, because etcd's JSON for many keys is slow
@@ -44,6 +46,12 @@ export interface Pool {
   readonly index: number;
   /** Addresses never handed out dynamically (exclude, reservations). */
   readonly skip: IntervalSet;
+}
+
+/** The pools of a network: one per range set, skipping `exclude` and the reservations. */
+export function poolsOf(config: IpamConfig, reserved: ReservedAddresses = NO_RESERVATIONS): Pool[] {
+  const skip = config.exclude.union(reserved.all);
+  return config.rangeSets.map((set, index) => ({ network: config.network, set, index, skip }));
 }
 
 /** Free addresses of the pool in round-robin order after the cursor, read lazily from the store. */

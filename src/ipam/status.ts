@@ -3,8 +3,7 @@ import { CniError, ErrorCode } from "../cni/errors.ts";
 import type { IpamConfig } from "../config/ipam_config.ts";
 import { formatRangeSet } from "../ip/range_set.ts";
 import type { NetworkStore, Store } from "../store/store.ts";
-import { freeAddresses } from "./allocator.ts";
-import { poolsOf } from "./add.ts";
+import { freeAddresses, poolsOf } from "./allocator.ts";
 import { reservedAddresses } from "./reservations.ts";
 
 export async function status(store: Store, net: NetworkStore, config: IpamConfig): Promise<void> {
