@@ -43,8 +43,7 @@ function rawLogFile(raw: unknown): string {
 }
 
 /** The pod's policy and a liveness check, when a kubeconfig is configured and CNI_ARGS names a pod. */
-async function kubernetesView(config: IpamConfig, ref: PodRef, ifName: string) {
-  const path = ref.namespace && ref.name ? kubeConfigPath(config) : undefined;
+async function kubernetesView(path: string | undefined, ref: PodRef, ifName: string) {
   if (!path) return undefined;
   // Loaded only for pods on a cluster with a kubeconfig: a plugin without one never pays for it.
   const { apiLiveness, getPod, kubeClient } = await import("./pod_lookup.ts");
@@ -66,12 +65,11 @@ async function execute(env: CniEnv, config: IpamConfig, log: Logger, args: CniAr
       case "ADD": {
         if (!args) throw new Error("unreachable: ADD parses CNI_ARGS first");
         const dns = readDns(config);
-        if (args.podName && !kubeConfigPath(config)) {
-          log.debug("no kubeconfig: pod annotations are not read", { pod: `${args.podNamespace}/${args.podName}` });
-        }
         const ref: PodRef = { namespace: args.podNamespace, name: args.podName, uid: args.podUID };
+        const kubePath = ref.namespace && ref.name ? kubeConfigPath(config) : undefined;
+        if (ref.name && !kubePath) log.debug("no kubeconfig: pod annotations are not read", { pod: `${ref.namespace}/${ref.name}` });
         const [k8s, snapshot] = await Promise.all([
-          kubernetesView(config, ref, env.ifName),
+          kubernetesView(kubePath, ref, env.ifName),
           net.prepareAdd(owner, config.nodeName, config.rangeSets.length),
         ]);
         const result = await add(net, {
