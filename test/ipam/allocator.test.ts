@@ -193,8 +193,8 @@ describe("freeAddresses", () => {
 });
 
 /** allocateDynamic as ADD calls it: with the node's cursor read beforehand. */
-async function allocate(store: FakeStore, p: Pool, r: ReturnType<typeof request>) {
-  return allocateDynamic(asStore(store), p, r, await store.cursor(r.node, p.index));
+async function allocate(store: FakeStore, p: Pool, r: ReturnType<typeof request>, random = () => 0) {
+  return allocateDynamic(asStore(store), p, r, await store.cursor(r.node, p.index), random);
 }
 
 describe("allocateDynamic", () => {
@@ -219,6 +219,21 @@ describe("allocateDynamic", () => {
     store.racers.set("10.0.0.3", record("10.0.0.3", "other"));
     const { allocation } = await allocate(store, pool([{ subnet: "10.0.0.0/29" }]), rec);
     expect(allocation.ip).toBe("10.0.0.4");
+  });
+
+  test("after a lost race it jumps ahead, recording the conflict", async () => {
+    const store = new FakeStore();
+    store.racers.set("10.0.0.2", record("10.0.0.2", "other"));
+    const { allocation } = await allocate(store, pool([{ subnet: "10.0.0.0/28" }]), rec, () => 0.3); // jump 2
+    expect(allocation.ip).toBe("10.0.0.5");
+    expect(allocation.conflicts).toBe(1);
+  });
+
+  test("a jump never hides the last free addresses of the pool", async () => {
+    const store = new FakeStore();
+    store.racers.set("10.0.0.2", record("10.0.0.2", "other"));
+    const { allocation } = await allocate(store, pool([{ subnet: "10.0.0.0/29" }]), rec, () => 0.99); // jump 7: past the end
+    expect(allocation.ip).toBe("10.0.0.3");
   });
 
   test("finding its own earlier claim is not a conflict", async () => {
