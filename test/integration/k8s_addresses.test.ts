@@ -293,6 +293,23 @@ describe("sticky StatefulSet addresses", () => {
     expect((await add(fileConf, "c-kv0-b", "kv-0")).json.ips[0].address).toBe(first);
   });
 
+  test("the CNI GC verb parks a sticky address the runtime no longer lists instead of releasing it", async () => {
+    const conf = { ...netConf(), cniVersion: "1.1.0" };
+    const sts = makeStatefulSet({ name: "gcsts" });
+    api.setPod(makePod({ name: "gcsts-0", ownerStatefulSet: sts }));
+    api.setPod(makePod({ name: "plain" }));
+    const kept = (await add(conf, "c-gcsts", "gcsts-0")).json.ips[0].address.split("/")[0];
+    await add(conf, "c-plain", "plain");
+    const gc = await runPlugin({ ...conf, "cni.dev/valid-attachments": [] }, {
+      command: "GC",
+      env: { KUBE_IPAM_NODE_NAME: "node-1" },
+    });
+    expect(gc.exitCode).toBe(0);
+    expect((await ls(conf)).map((a) => [a.ip, a.podName, a.kind])).toEqual([[kept, "gcsts-0", "sticky"]]);
+    api.setPod(makePod({ name: "gcsts-0", ownerStatefulSet: sts }));
+    expect((await add(conf, "c-gcsts-2", "gcsts-0")).json.ips[0].address.split("/")[0]).toBe(kept);
+  });
+
   test('kube-ipam.sticky: "false" opts a StatefulSet pod out; "true" opts any pod in', async () => {
     const conf = netConf();
     const sts = makeStatefulSet({ name: "cache" });
