@@ -1,5 +1,5 @@
 // A range set: ranges of one family from which one address is handed out (dual-stack = two sets).
-import type { Family, IP } from "./address.ts";
+import { type Family, type IP, ipToHex } from "./address.ts";
 import { formatPrefix, prefixContains } from "./prefix.ts";
 import { formatRange, type Range, rangeContains } from "./range.ts";
 
@@ -28,6 +28,15 @@ export function rangeSetProblem(set: RangeSet): string | undefined {
     }
   }
   return undefined;
+}
+
+/**
+ * A stable name for a range set: its first range, in hex. Per-set state (a node's cursor) is kept under
+ * it rather than under the set's position, which runtimeConfig.ipRanges can shift.
+ */
+export function rangeSetKey(set: RangeSet): string {
+  const first = set[0]!;
+  return `${ipToHex(first.rangeStart)}-${ipToHex(first.rangeEnd)}`;
 }
 
 /** True when any range of `a` overlaps any range of `b`. */

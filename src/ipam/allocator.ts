@@ -6,7 +6,7 @@ import { formatIP, type IP } from "../ip/address.ts";
 import type { IntervalSet } from "../ip/interval_set.ts";
 import { isInfrastructure, type Range } from "../ip/range.ts";
 import { roundRobinSegments } from "../ip/range_iter.ts";
-import { formatRangeSet, type RangeSet, rangeSetFamily } from "../ip/range_set.ts";
+import { formatRangeSet, type RangeSet, rangeSetFamily, rangeSetKey } from "../ip/range_set.ts";
 import { type Allocation, type NetworkStore, sameOwner } from "../store/store.ts";
 import type { IpamConfig } from "../config/ipam_config.ts";
 import { PoolExhaustedError } from "./errors.ts";
@@ -133,7 +133,7 @@ export async function allocateDynamic(
         continue;
       }
       const allocation: Allocation = { ...record, ip: formatIP(ip), ...(conflicts ? { conflicts } : {}) };
-      const outcome = await store.claim(ip, allocation, { advanceCursor: true });
+      const outcome = await store.claim(ip, allocation, { cursorKey: rangeSetKey(pool.set) });
       // A retried write may find its own earlier claim: that is ours, not a conflict.
       if (outcome.claimed) return { allocation, range };
       if (outcome.holder && sameOwner(outcome.holder, record)) return { allocation: outcome.holder, range };

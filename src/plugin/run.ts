@@ -18,6 +18,7 @@ import { del } from "../ipam/del.ts";
 import { toCniError } from "../ipam/error_map.ts";
 import { gcAttachments } from "../ipam/gc.ts";
 import { status } from "../ipam/status.ts";
+import { rangeSetKey } from "../ip/range_set.ts";
 import { Logger } from "../log/logger.ts";
 import { openStore } from "../store/open.ts";
 import { kubeConfigPath } from "./kube_path.ts";
@@ -70,7 +71,7 @@ async function execute(env: CniEnv, config: IpamConfig, log: Logger, args: CniAr
         if (ref.name && !kubePath) log.debug("no kubeconfig: pod annotations are not read", { pod: `${ref.namespace}/${ref.name}` });
         const [k8s, snapshot] = await Promise.all([
           kubernetesView(kubePath, ref, env.ifName),
-          net.prepareAdd(owner, config.nodeName, config.rangeSets.length),
+          net.prepareAdd(owner, config.nodeName, config.rangeSets.map(rangeSetKey)),
         ]);
         const result = await add(net, {
           config,

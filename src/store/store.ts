@@ -54,15 +54,15 @@ export type ClaimOutcome =
   | { readonly claimed: false; readonly holder?: Allocation };
 
 export interface ClaimOptions {
-  /** Also move this node's round-robin cursor for the record's range set to the address. */
-  readonly advanceCursor?: boolean;
+  /** Also move this node's round-robin cursor of the range set with this key (rangeSetKey) to the address. */
+  readonly cursorKey?: string;
 }
 
 /** What an ADD reads before it claims anything. */
 export interface AddSnapshot {
   /** What the owner holds already (a retried ADD). */
   readonly held: readonly Allocation[];
-  /** This node's round-robin cursor per range set. */
+  /** This node's round-robin cursor per range set, in the order of the keys asked for. */
   readonly cursors: readonly (IP | undefined)[];
   readonly reservations: readonly Reservation[];
 }
@@ -83,7 +83,7 @@ export interface NetworkStore {
   countHeldBlocks(family: 4 | 6, from: bigint, to: bigint, size: bigint, blocks: number): Promise<number[]>;
   findByOwner(owner: Owner): Promise<Allocation[]>;
   /** Everything an ADD reads first, in one round trip where the store can (etcd: one transaction). */
-  prepareAdd(owner: Owner, node: string, rangeSets: number): Promise<AddSnapshot>;
+  prepareAdd(owner: Owner, node: string, rangeSetKeys: readonly string[]): Promise<AddSnapshot>;
   /**
    * Releases every address of `owner`; releasing nothing is not an error. Sticky addresses are parked
    * (kept for the pod name) instead. Returns the records as they were.
@@ -100,8 +100,8 @@ export interface NetworkStore {
   findSticky(podNamespace: string, podName: string): Promise<Allocation[]>;
   get(ip: IP): Promise<Allocation | undefined>;
   list(): Promise<Allocation[]>;
-  /** The last address handed out by `node` in range set `rangeSet` (round-robin start). */
-  cursor(node: string, rangeSet: number): Promise<IP | undefined>;
+  /** The last address handed out by `node` in the range set with key `rangeSetKey` (round-robin start). */
+  cursor(node: string, rangeSetKey: string): Promise<IP | undefined>;
   /** Removes what killed processes left behind; never touches a live or in-progress claim. */
   sweep(): Promise<void>;
 }

@@ -68,6 +68,17 @@ describe("round-robin", () => {
     expect(await add(conf, { containerID: "g" })).toEqual(["10.10.0.5"]);
   });
 
+  test("a pod with runtimeConfig.ipRanges does not disturb the configured set's round-robin", async () => {
+    const conf = net({ subnet: "10.10.0.0/24", rangeStart: "10.10.0.10", rangeEnd: "10.10.0.20" });
+    expect(await add(conf, { containerID: "c1" })).toEqual(["10.10.0.10"]);
+    expect(await add(conf, { containerID: "c2" })).toEqual(["10.10.0.11"]);
+    await del(conf, { containerID: "c1" });
+    const withRanges = { ...conf, runtimeConfig: { ipRanges: [[{ subnet: "10.10.5.0/24" }]] } };
+    expect(await add(withRanges, { containerID: "c3" })).toEqual(["10.10.5.2", "10.10.0.12"]);
+    // The configured set's cursor is still its own: .13 next, not the just-freed .10.
+    expect(await add(conf, { containerID: "c4" })).toEqual(["10.10.0.13"]);
+  });
+
   test("the cursor is per range set", async () => {
     const conf = net({ subnet: undefined, ranges: [[{ subnet: "10.10.0.0/24" }], [{ subnet: "fd00::/120" }]] });
     expect(await add(conf, { containerID: "a" })).toEqual(["10.10.0.2", "fd00::2"]);

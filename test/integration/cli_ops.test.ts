@@ -390,7 +390,7 @@ describe("etcd with the Kubernetes API: a parked sticky address", () => {
 
     const before = await etcdKeys(prefix);
     expect(Object.keys(before.kvs).map((k) => k.slice(prefix.length)).sort())
-      .toEqual(["networks/opsnet/cursors/node-7/0", `networks/opsnet/ips/4/${hex}`, `networks/opsnet/sticky/default/db-0/4-${hex}`]);
+      .toEqual(["networks/opsnet/cursors/node-7/0a0a000a-0a0a001d", `networks/opsnet/ips/4/${hex}`, `networks/opsnet/sticky/default/db-0/4-${hex}`]);
     const refused = await runCli(["release", ip, "--conf", file]);
     expect(refused.exitCode).toBe(2);
     expect(refused.stderr).toStartWith(
@@ -404,7 +404,7 @@ describe("etcd with the Kubernetes API: a parked sticky address", () => {
         `parked since ${show.held.parkedAt}); the address is no longer kept for pod default/db-0\n`,
     );
     // The record and its sticky index are gone; only the node's round-robin cursor stays.
-    expect((await etcdKeys(prefix)).kvs).toEqual({ [`${prefix}networks/opsnet/cursors/node-7/0`]: hex });
+    expect((await etcdKeys(prefix)).kvs).toEqual({ [`${prefix}networks/opsnet/cursors/node-7/0a0a000a-0a0a001d`]: hex });
     expect(ok(await runCli(["ls", "--conf", file, "-o", "json"])).json).toEqual([]);
   });
 });

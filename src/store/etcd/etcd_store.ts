@@ -43,8 +43,8 @@ class EtcdNetworkStore implements NetworkStore {
   }
 
   /** One transaction of reads: the owner index, the reservations and this node's cursors. */
-  async prepareAdd(owner: Owner, node: string, rangeSets: number): Promise<AddSnapshot> {
-    const cursorKeys = Array.from({ length: rangeSets }, (_, i) => this.#keys.cursor(node, i));
+  async prepareAdd(owner: Owner, node: string, rangeSetKeys: readonly string[]): Promise<AddSnapshot> {
+    const cursorKeys = rangeSetKeys.map((key) => this.#keys.cursor(node, key));
     const r = await this.#etcd.txn()
       .then(
         get(this.#keys.ownerPrefix(owner), { prefix: true }),
@@ -94,7 +94,7 @@ class EtcdNetworkStore implements NetworkStore {
   async claim(ip: IP, record: Allocation, opts?: ClaimOptions): Promise<ClaimOutcome> {
     const key = this.#keys.ip(ip);
     const writes = this.#holderWrites(ip, record);
-    if (opts?.advanceCursor) writes.push(put(this.#keys.cursor(record.node, record.rangeSet), ipToHex(ip)));
+    if (opts?.cursorKey) writes.push(put(this.#keys.cursor(record.node, opts.cursorKey), ipToHex(ip)));
     const r = await this.#etcd.txn()
       .if(createRevision(key), "==", 0n)
       .then(...writes)
@@ -227,8 +227,8 @@ class EtcdNetworkStore implements NetworkStore {
     return decodeAll((await this.#etcd.range(this.#keys.ips(), { prefix: true })).kvs);
   }
 
-  async cursor(node: string, rangeSet: number): Promise<IP | undefined> {
-    const kv = (await this.#etcd.range(this.#keys.cursor(node, rangeSet))).kvs[0];
+  async cursor(node: string, rangeSetKey: string): Promise<IP | undefined> {
+    const kv = (await this.#etcd.range(this.#keys.cursor(node, rangeSetKey))).kvs[0];
     return kv && ipFromHex(kv.value);
   }
 

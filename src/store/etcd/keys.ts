@@ -42,9 +42,9 @@ export class NetworkKeys {
     return `${this.stickyPrefix(podNamespace, podName)}${ip.family}-${ipToHex(ip)}`;
   }
 
-  /** `<root>/cursors/<node>/<rangeSet>`: the last address that node handed out in that range set. */
-  cursor(node: string, rangeSet: number): string {
-    return `${this.root}/cursors/${encodeURIComponent(node)}/${rangeSet}`;
+  /** `<root>/cursors/<node>/<rangeSetKey>`: the last address that node handed out in that range set. */
+  cursor(node: string, rangeSetKey: string): string {
+    return `${this.root}/cursors/${encodeURIComponent(node)}/${rangeSetKey}`;
   }
 }
 

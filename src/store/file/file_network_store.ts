@@ -88,17 +88,17 @@ export class FileNetworkStore implements NetworkStore {
     } finally {
       removeFile(tmp);
     }
-    if (opts?.advanceCursor) this.#writeCursor(record.node, record.rangeSet, hex);
+    if (opts?.cursorKey) this.#writeCursor(record.node, opts.cursorKey, hex);
     return Promise.resolve({ claimed: true });
   }
 
-  #cursorPath(node: string, rangeSet: number): string {
-    return join(this.#cursors, `${encodeURIComponent(node)}.${rangeSet}`);
+  #cursorPath(node: string, rangeSetKey: string): string {
+    return join(this.#cursors, `${encodeURIComponent(node)}.${rangeSetKey}`);
   }
 
-  #writeCursor(node: string, rangeSet: number, hex: string): void {
+  #writeCursor(node: string, rangeSetKey: string, hex: string): void {
     const tmp = writeTmp(this.#tmp, hex, false);
-    const path = this.#cursorPath(node, rangeSet);
+    const path = this.#cursorPath(node, rangeSetKey);
     try {
       try {
         renameSync(tmp, path);
@@ -112,8 +112,8 @@ export class FileNetworkStore implements NetworkStore {
     }
   }
 
-  cursor(node: string, rangeSet: number): Promise<IP | undefined> {
-    const path = this.#cursorPath(node, rangeSet);
+  cursor(node: string, rangeSetKey: string): Promise<IP | undefined> {
+    const path = this.#cursorPath(node, rangeSetKey);
     const hex = tolerateMissing("read", path, undefined, () => readFileSync(path, "utf8").trim());
     return Promise.resolve(hex === undefined ? undefined : ipFromHex(hex));
   }
@@ -162,8 +162,8 @@ export class FileNetworkStore implements NetworkStore {
     });
   }
 
-  async prepareAdd(owner: Owner, node: string, rangeSets: number): Promise<AddSnapshot> {
-    const cursors = await Promise.all(Array.from({ length: rangeSets }, (_, i) => this.cursor(node, i)));
+  async prepareAdd(owner: Owner, node: string, rangeSetKeys: readonly string[]): Promise<AddSnapshot> {
+    const cursors = await Promise.all(rangeSetKeys.map((key) => this.cursor(node, key)));
     return { held: await this.findByOwner(owner), cursors, reservations: await this.#store.reservations() };
   }
 

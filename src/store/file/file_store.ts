@@ -3,7 +3,7 @@
 //
 //   <dataDir>/<network>/ips/<hex>                            the claim: record JSON, one file per address
 //   <dataDir>/<network>/owners/<containerID>/<ifName>/<hex>  hard link to the same inode (owner index)
-//   <dataDir>/<network>/cursors/<node>.<rangeSet>            last address handed out by that node
+//   <dataDir>/<network>/cursors/<node>.<rangeSetKey>            last address handed out by that node
 //   <dataDir>/<network>/tmp/                                 records being written
 //   <dataDir>/<network>/lock                                 flock(2) for changes to existing claims
 //   <dataDir>/_reserved/<name>.json                          reservations, shared by every network
