@@ -144,24 +144,10 @@ export class EtcdClient {
       if (!(err instanceof EtcdRequestError && err.code === 5)) throw err; // 5: NOT_FOUND
     }
   }
-
-  /** The answering member's status: a cheap health check. */
-  async status(): Promise<{ version: string; memberId: bigint; leader: bigint; revision: bigint }> {
-    const raw = (await this.#transport.post("/v3/maintenance/status", {})) as Header & {
-      version?: string;
-      leader?: string;
-    };
-    return {
-      version: raw.version ?? "",
-      memberId: int64(raw.header?.member_id),
-      leader: int64(raw.leader),
-      revision: int64(raw.header?.revision),
-    };
-  }
 }
 
 interface Header {
-  header?: { revision?: string; member_id?: string };
+  header?: { revision?: string };
 }
 
 interface LeaseAnswer {

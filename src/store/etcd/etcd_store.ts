@@ -209,13 +209,15 @@ class EtcdNetworkStore implements NetworkStore {
 
   async findSticky(podNamespace: string, podName: string): Promise<Allocation[]> {
     const index = await this.#etcd.range(this.#keys.stickyPrefix(podNamespace, podName), { prefix: true });
-    const found: Allocation[] = [];
-    for (const kv of index.kvs) {
-      const claim = (await this.#etcd.range(kv.value)).kvs[0];
-      const rec = claim && decodeKv(claim);
-      if (rec && rec.kind === "sticky" && rec.podNamespace === podNamespace && rec.podName === podName) found.push(rec);
-    }
-    return found;
+    if (index.kvs.length === 0) return [];
+    // The claims the index points at, all in one transaction of reads.
+    const claims = await this.#etcd.txn().then(...index.kvs.map((kv) => get(kv.value))).commit();
+    return claims.responses
+      .flatMap((r) => (r.kind === "range" ? r.kvs : []))
+      .map(decodeKv)
+      .filter((rec): rec is Allocation =>
+        rec !== undefined && rec.kind === "sticky" && rec.podNamespace === podNamespace && rec.podName === podName
+      );
   }
 
   async get(ip: IP): Promise<Allocation | undefined> {
