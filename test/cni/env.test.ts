@@ -1,17 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { type Command, isCommand, readCniEnv, validateContainerID, validateInterfaceName } from "../../src/cni/env.ts";
-import { CniError } from "../../src/cni/errors.ts";
-
-/** Runs fn and returns what it threw (a CniError is expected), or undefined. */
-function thrown(fn: () => unknown): CniError | undefined {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(CniError);
-    return e as CniError;
-  }
-  return undefined;
-}
+import { thrownCniError } from "../support/cni_error.ts";
 
 const FULL = {
   CNI_CONTAINERID: "abc123",
@@ -39,7 +28,7 @@ describe("readCniEnv: missing variables, named all at once", () => {
     ["STATUS", { CNI_PATH: "/opt/cni/bin" }, undefined],
   ];
   test.each(cases)("%s with %p", (command, env, missing) => {
-    const err = thrown(() => readCniEnv({ CNI_COMMAND: command, ...env }));
+    const err = thrownCniError(() => readCniEnv({ CNI_COMMAND: command, ...env }));
     if (missing === undefined) {
       expect(err).toBeUndefined();
       return;
@@ -68,22 +57,22 @@ describe("readCniEnv: missing variables, named all at once", () => {
     ["unknown verb", "UPDATE"],
   ];
   test.each(unknown)("unknown CNI_COMMAND: %s", (_name, command) => {
-    const err = thrown(() => readCniEnv({ ...FULL, CNI_COMMAND: command }));
+    const err = thrownCniError(() => readCniEnv({ ...FULL, CNI_COMMAND: command }));
     expect(err?.code).toBe(4);
     expect(err?.message).toBe(`unknown CNI_COMMAND: ${command}`);
     expect(err?.details).toBe("expected one of ADD, DEL, CHECK, VERSION, STATUS, GC");
   });
 
   test.each(["ADD", "DEL", "CHECK"] as const)("%s validates the container ID and interface name", (command) => {
-    expect(thrown(() => readCniEnv({ CNI_COMMAND: command, ...FULL, CNI_CONTAINERID: "a/b" }))?.message)
+    expect(thrownCniError(() => readCniEnv({ CNI_COMMAND: command, ...FULL, CNI_CONTAINERID: "a/b" }))?.message)
       .toBe("invalid characters in containerID");
-    expect(thrown(() => readCniEnv({ CNI_COMMAND: command, ...FULL, CNI_IFNAME: "eth 0" }))?.message)
+    expect(thrownCniError(() => readCniEnv({ CNI_COMMAND: command, ...FULL, CNI_IFNAME: "eth 0" }))?.message)
       .toBe("interface name contains / or : or whitespace characters");
   });
 
   test("GC and STATUS ignore a bad container ID and interface name", () => {
     for (const command of ["GC", "STATUS", "VERSION"]) {
-      expect(thrown(() => readCniEnv({ CNI_COMMAND: command, ...FULL, CNI_CONTAINERID: "a/b", CNI_IFNAME: "." })))
+      expect(thrownCniError(() => readCniEnv({ CNI_COMMAND: command, ...FULL, CNI_CONTAINERID: "a/b", CNI_IFNAME: "." })))
         .toBeUndefined();
     }
   });
@@ -97,7 +86,7 @@ describe("readCniEnv: missing variables, named all at once", () => {
 describe("validateContainerID", () => {
   const valid = ["a", "0", "abc123", "A-b_c.d", "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"];
   test.each(valid)("accepts %p", (id) => {
-    expect(thrown(() => validateContainerID(id))).toBeUndefined();
+    expect(thrownCniError(() => validateContainerID(id))).toBeUndefined();
   });
 
   const invalid: [string, string][] = [
@@ -112,7 +101,7 @@ describe("validateContainerID", () => {
     ["ünïcode", "invalid characters in containerID"],
   ];
   test.each(invalid)("refuses %p", (id, message) => {
-    const err = thrown(() => validateContainerID(id));
+    const err = thrownCniError(() => validateContainerID(id));
     expect(err?.code).toBe(4);
     expect(err?.message).toBe(message);
     expect(err?.details).toBe(id);
@@ -122,7 +111,7 @@ describe("validateContainerID", () => {
 describe("validateInterfaceName", () => {
   const valid = ["eth0", "net1", "a", "123456789012345", "eth0.100", "veth-x_y", "...", ".a", "ééééééé1"]; // 15 bytes
   test.each(valid)("accepts %p", (name) => {
-    expect(thrown(() => validateInterfaceName(name))).toBeUndefined();
+    expect(thrownCniError(() => validateInterfaceName(name))).toBeUndefined();
   });
 
   const invalid: [string, string][] = [
@@ -138,7 +127,7 @@ describe("validateInterfaceName", () => {
     ["eth0\n", "interface name contains / or : or whitespace characters"],
   ];
   test.each(invalid)("refuses %p", (name, message) => {
-    const err = thrown(() => validateInterfaceName(name));
+    const err = thrownCniError(() => validateInterfaceName(name));
     expect(err?.code).toBe(4);
     expect(err?.message).toBe(message);
     expect(err?.details).toBe(name);

@@ -8,16 +8,7 @@ import {
   requireVersionFor,
   SUPPORTED_VERSIONS,
 } from "../../src/cni/version.ts";
-
-function thrown(fn: () => unknown): CniError | undefined {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(CniError);
-    return e as CniError;
-  }
-  return undefined;
-}
+import { thrownCniError } from "../support/cni_error.ts";
 
 describe("checkConfigVersion", () => {
   const valid: [unknown, CniVersion][] = [
@@ -39,7 +30,7 @@ describe("checkConfigVersion", () => {
     [null, `config is null, plugin supports ${supported}`],
   ];
   test.each(invalid)("refuses %p with code 1", (v, details) => {
-    const err = thrown(() => checkConfigVersion(v));
+    const err = thrownCniError(() => checkConfigVersion(v));
     expect(err?.code).toBe(1);
     expect(err?.message).toBe("incompatible CNI versions");
     expect(err?.details).toBe(details);
@@ -68,7 +59,7 @@ describe("requireVersionFor", () => {
     ["STATUS", "1.1.0", true],
   ];
   test.each(cases)("%s with cniVersion %s: allowed %p", (command, version, allowed) => {
-    const err = thrown(() => requireVersionFor(command, version));
+    const err = thrownCniError(() => requireVersionFor(command, version));
     if (allowed) {
       expect(err).toBeUndefined();
       return;

@@ -1,9 +1,8 @@
 // Cluster-wide allocation on a real etcd: many plugin processes for many node names, one pool,
 // never an address twice.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { join } from "node:path";
 import { type EtcdServer, startEtcd } from "../support/etcd.ts";
-import { mapLimit, listAllocations, runPlugin, spawnPlugin, tempDir } from "../support/plugin.ts";
+import { etcdNetConf, listAllocations, mapLimit, runPlugin, spawnPlugin, tempDir } from "../support/plugin.ts";
 
 let etcd: EtcdServer;
 let dir: ReturnType<typeof tempDir>;
@@ -17,22 +16,7 @@ afterAll(async () => {
   dir.cleanup();
 });
 
-let netCount = 0;
-/** A network on the shared etcd, in its own key prefix. */
-export function etcdNetConf(endpoints: string, ipam: Record<string, unknown> = {}, name = `net${netCount++}`) {
-  return {
-    cniVersion: "1.0.0",
-    name,
-    type: "macvlan",
-    ipam: {
-      type: "kube-ipam",
-      subnet: "10.30.0.0/24",
-      etcdConfig: { etcdURL: endpoints, etcdPrefix: `/test-${process.pid}-${name}` },
-      logFile: join(dir.path, "kube-ipam.log"),
-      ...ipam,
-    },
-  };
-}
+const netConf = (endpoints: string, ipam: Record<string, unknown> = {}) => etcdNetConf(endpoints, dir.path, ipam);
 
 const ls = (conf: unknown) => listAllocations(conf, dir.path);
 
@@ -45,7 +29,7 @@ const node = (i: number) => ({ KUBE_IPAM_NODE_NAME: `node-${i % 10}` });
 describe("etcd store", () => {
   test("200 ADDs at concurrency 20 from 10 nodes fill a 200-address pool exactly, DEL frees it, 200 more succeed", async () => {
     // 10.30.0.0/24, .1 gateway; rangeStart .10 .. rangeEnd .209 = exactly 200 addresses.
-    const conf = etcdNetConf(etcd.endpoint, { rangeStart: "10.30.0.10", rangeEnd: "10.30.0.209" });
+    const conf = netConf(etcd.endpoint, { rangeStart: "10.30.0.10", rangeEnd: "10.30.0.209" });
     const ids = Array.from({ length: 200 }, (_, i) => `pod-${i}`);
     for (const round of [1, 2]) {
       const adds = await mapLimit(ids, 20, (id, i) => runPlugin(conf, { command: "ADD", containerID: `${id}-r${round}`, env: node(i) }));
@@ -67,8 +51,8 @@ describe("etcd store", () => {
   }, 120_000);
 
   test("two networks with the same subnet are independent pools", async () => {
-    const a = etcdNetConf(etcd.endpoint, { subnet: "10.31.0.0/29" });
-    const b = etcdNetConf(etcd.endpoint, { subnet: "10.31.0.0/29", etcdConfig: { ...a.ipam.etcdConfig } });
+    const a = netConf(etcd.endpoint, { subnet: "10.31.0.0/29" });
+    const b = netConf(etcd.endpoint, { subnet: "10.31.0.0/29", etcdConfig: { ...a.ipam.etcdConfig } });
     const ra = await runPlugin(a, { command: "ADD", containerID: "same" });
     const rb = await runPlugin(b, { command: "ADD", containerID: "same" });
     // Same node, same subnet: the same first address in each pool, held twice without conflict.
@@ -81,7 +65,7 @@ describe("etcd store", () => {
   });
 
   test("repeated ADD returns the same address, DEL is idempotent, GC releases only this node's unlisted attachments", async () => {
-    const conf = etcdNetConf(etcd.endpoint);
+    const conf = netConf(etcd.endpoint);
     const first = await runPlugin(conf, { command: "ADD", containerID: "c1", env: node(1) });
     const again = await runPlugin(conf, { command: "ADD", containerID: "c1", env: node(1) });
     expect(addressOf(again)).toBe(addressOf(first));
@@ -98,7 +82,7 @@ describe("etcd store", () => {
   });
 
   test("plugins killed mid-ADD never leave an address twice; what they left is visible to ls", async () => {
-    const conf = etcdNetConf(etcd.endpoint, { subnet: "10.32.0.0/26", rangeStart: "10.32.0.2", rangeEnd: "10.32.0.41" });
+    const conf = netConf(etcd.endpoint, { subnet: "10.32.0.0/26", rangeStart: "10.32.0.2", rangeEnd: "10.32.0.41" });
     const ids = Array.from({ length: 40 }, (_, i) => `k-${i}`);
     let killed = 0;
     for (let round = 0; round < 4; round++) {

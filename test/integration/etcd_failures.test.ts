@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { makeTestPki, type TestPki } from "../support/certs.ts";
-import { type EtcdServer, startEtcd, startEtcdCluster } from "../support/etcd.ts";
+import { type EtcdServer, refusedEndpoint, startEtcd, startEtcdCluster } from "../support/etcd.ts";
 import { mapLimit, listAllocations, runPlugin, tempDir } from "../support/plugin.ts";
 
 let dir: ReturnType<typeof tempDir>;
@@ -23,17 +23,9 @@ function conf(etcdConfig: Record<string, unknown>, ipam: Record<string, unknown>
 
 const ls = (c: unknown) => listAllocations(c, dir.path);
 
-/** An endpoint nothing listens on. */
-function deadEndpoint(): string {
-  const l = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = l.port;
-  l.stop(true);
-  return `http://127.0.0.1:${port}`;
-}
-
 describe("etcd unreachable", () => {
   test("ADD fails with code 11 (try again later) within 10 seconds, naming the endpoints", async () => {
-    const endpoints = [deadEndpoint(), deadEndpoint()];
+    const endpoints = [refusedEndpoint(), refusedEndpoint()];
     const started = performance.now();
     const r = await runPlugin(conf({ etcdURL: endpoints.join(",") }), { command: "ADD" });
     const seconds = (performance.now() - started) / 1000;
@@ -44,7 +36,7 @@ describe("etcd unreachable", () => {
   }, 20_000);
 
   test("DEL with etcd unreachable is an error, not a false success", async () => {
-    const r = await runPlugin(conf({ etcdURL: deadEndpoint() }), { command: "DEL" });
+    const r = await runPlugin(conf({ etcdURL: refusedEndpoint() }), { command: "DEL" });
     expect(r.exitCode).toBe(1);
     expect(r.json.code).toBe(11);
   }, 20_000);
@@ -52,7 +44,7 @@ describe("etcd unreachable", () => {
   test("a dead endpoint first in etcdURL still works", async () => {
     const etcd = await startEtcd();
     try {
-      const c = conf({ etcdURL: `${deadEndpoint()},${etcd.endpoint}` });
+      const c = conf({ etcdURL: `${refusedEndpoint()},${etcd.endpoint}` });
       const r = await runPlugin(c, { command: "ADD", containerID: "dead-first" });
       expect(r.exitCode).toBe(0);
       expect((await ls(c)).map((a) => a.containerID)).toEqual(["dead-first"]);

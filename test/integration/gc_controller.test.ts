@@ -5,9 +5,9 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { makeTestPki } from "../support/certs.ts";
-import { type EtcdServer, startEtcd } from "../support/etcd.ts";
+import { type EtcdServer, freePorts, startEtcd } from "../support/etcd.ts";
 import { type KubeApi, makePod, makeStatefulSet, startKubeApi } from "../support/k8s_api.ts";
-import { BINARY, runCli, runPlugin, tempDir } from "../support/plugin.ts";
+import { BINARY, etcdNetConf, runCli, runPlugin, tempDir } from "../support/plugin.ts";
 
 let etcd: EtcdServer;
 let api: KubeApi;
@@ -26,22 +26,9 @@ afterAll(async () => {
   dir.cleanup();
 });
 
-let nets = 0;
 function netConf() {
-  const name = `gcnet${nets++}`;
-  const conf = {
-    cniVersion: "1.0.0",
-    name,
-    type: "macvlan",
-    ipam: {
-      type: "kube-ipam",
-      subnet: "10.70.0.0/24",
-      etcdConfig: { etcdURL: etcd.endpoint, etcdPrefix: `/gc-test-${process.pid}-${name}` },
-      kubeConfig: kubeconfig,
-      logFile: join(dir.path, "kube-ipam.log"),
-    },
-  };
-  const path = join(dir.path, `${name}.conf`);
+  const conf = etcdNetConf(etcd.endpoint, dir.path, { subnet: "10.70.0.0/24", kubeConfig: kubeconfig });
+  const path = join(dir.path, `${conf.name}.conf`);
   writeFileSync(path, JSON.stringify(conf));
   return { conf, path };
 }
@@ -146,15 +133,8 @@ interface Controller {
   port: number;
 }
 
-function freePort(): number {
-  const l = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = l.port;
-  l.stop(true);
-  return port;
-}
-
 function startController(path: string): Controller {
-  const port = freePort();
+  const [port] = freePorts(1) as [number];
   const proc = Bun.spawn([BINARY, "controller", "--conf", path, "--kubeconfig", kubeconfig, "--metrics-addr", `127.0.0.1:${port}`,
     "--gc-interval", "300ms", "--grace", "0s", "--lease-ttl", "2s"], { stdout: "pipe", stderr: "pipe" });
   return { proc, port };

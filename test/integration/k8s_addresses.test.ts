@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { makeTestPki, type TestPki } from "../support/certs.ts";
 import { type EtcdServer, startEtcd } from "../support/etcd.ts";
 import { type KubeApi, makePod, makeStatefulSet, startKubeApi } from "../support/k8s_api.ts";
-import { mapLimit, listAllocations, runCli, runPlugin, tempDir } from "../support/plugin.ts";
+import { etcdNetConf, listAllocations, mapLimit, runCli, runPlugin, tempDir } from "../support/plugin.ts";
 
 let etcd: EtcdServer;
 let pki: TestPki;
@@ -27,25 +27,16 @@ afterAll(async () => {
   dir.cleanup();
 });
 
-let nets = 0;
+/** The seed's network (10.188.0.0/16, .10-.200) on the test etcd, with the stand-in's kubeconfig. */
 function netConf(ipam: Record<string, unknown> = {}) {
-  const name = `k8snet${nets++}`;
-  return {
-    cniVersion: "1.0.0",
-    name,
-    type: "macvlan",
-    ipam: {
-      type: "kube-ipam",
-      subnet: "10.188.0.0/16",
-      rangeStart: "10.188.0.10",
-      rangeEnd: "10.188.0.200",
-      gateway: "10.188.0.1",
-      etcdConfig: { etcdURL: etcd.endpoint, etcdPrefix: `/k8s-test-${process.pid}-${name}` },
-      kubeConfig: kubeconfig,
-      logFile: join(dir.path, "kube-ipam.log"),
-      ...ipam,
-    },
-  };
+  return etcdNetConf(etcd.endpoint, dir.path, {
+    subnet: "10.188.0.0/16",
+    rangeStart: "10.188.0.10",
+    rangeEnd: "10.188.0.200",
+    gateway: "10.188.0.1",
+    kubeConfig: kubeconfig,
+    ...ipam,
+  });
 }
 
 function writeConf(conf: unknown): string {
@@ -174,7 +165,7 @@ describe("fixed IPs from annotations", () => {
     [{ "kube-ipam.sticky": "yes" }, 'Invalid annotation kube-ipam.sticky of pod "default/bad-POD": "yes" is not "true" or "false"'],
   ])("malformed annotations are a config error naming the annotation and pod: %j", async (annotations, message) => {
     const conf = netConf();
-    const name = `bad-${nets}`;
+    const name = `bad-${conf.name}`;
     api.setPod(makePod({ name, annotations }));
     const r = await add(conf, `c-${name}`, name);
     expect(r.exitCode).toBe(1);

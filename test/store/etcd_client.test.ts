@@ -6,19 +6,11 @@ import {
   modRevision, prefixEnd, put, value, version,
 } from "../../src/store/etcd/client.ts";
 import { makeTestPki, type TestPki } from "../support/certs.ts";
-import { type EtcdServer, startEtcd, startEtcdCluster } from "../support/etcd.ts";
+import { type EtcdServer, refusedEndpoint, startEtcd, startEtcdCluster } from "../support/etcd.ts";
 
 let prefixes = 0;
 function prefix(name: string): string {
   return `/kube-ipam-test/${name}/${++prefixes}/`;
-}
-
-/** An endpoint where nothing listens. */
-function refusedEndpoint(): string {
-  const l = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
-  const port = l.port;
-  l.stop(true);
-  return `http://127.0.0.1:${port}`;
 }
 
 /** An endpoint that accepts connections and never answers; counts them. */

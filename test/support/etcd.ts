@@ -58,12 +58,18 @@ function baseDir(): string {
   return existsSync("/dev/shm") ? "/dev/shm" : tmpdir();
 }
 
-function freePorts(n: number): number[] {
+/** Ports free on loopback right now (bound to port 0, then released). */
+export function freePorts(n: number): number[] {
   const listeners = Array.from({ length: n }, () =>
     Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } }));
   const ports = listeners.map((l) => l.port);
   for (const l of listeners) l.stop(true);
   return ports;
+}
+
+/** An http:// endpoint on loopback that nothing listens on: connections are refused. */
+export function refusedEndpoint(): string {
+  return `http://127.0.0.1:${freePorts(1)[0]}`;
 }
 
 class StartError extends Error {

@@ -133,6 +133,24 @@ export function fileNetConf(dir: string, ipam: Record<string, unknown> = {}, top
   };
 }
 
+let etcdNets = 0;
+
+/** A network config on etcd at `endpoints`, in a key prefix of its own, logging into `dir`. */
+export function etcdNetConf(endpoints: string, dir: string, ipam: Record<string, unknown> = {}, name = `etcdnet${etcdNets++}`) {
+  return {
+    cniVersion: "1.0.0",
+    name,
+    type: "macvlan",
+    ipam: {
+      type: "kube-ipam",
+      subnet: "10.30.0.0/24",
+      etcdConfig: { etcdURL: endpoints, etcdPrefix: `/test-${process.pid}-${name}` },
+      logFile: join(dir, "kube-ipam.log"),
+      ...ipam,
+    },
+  };
+}
+
 /** Runs `fn` over `items` with at most `limit` in flight. */
 export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
   const out = new Array<R>(items.length);
