@@ -21,8 +21,7 @@ import { ConfigError, DecodeError } from "../config/errors.ts";
 import { loadIpamConfig } from "../config/ipam_config.ts";
 import { decodeNetworkConfig, selectKubeIpamConfig } from "../config/network_file.ts";
 import { VERSION } from "../version.ts";
-import type { ParsedFlags } from "./flags.ts";
-import { UsageError } from "./flags.ts";
+import { type ParsedFlags, UsageError } from "./flags.ts";
 import { isRecord } from "../lib/is_record.ts";
 
 export const INSTALL_CNI_VALUED = ["bin-dir", "conf-dir", "conf", "name"] as const;

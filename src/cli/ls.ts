@@ -2,8 +2,7 @@
 import { compareIP, parseIP } from "../ip/address.ts";
 import type { Allocation } from "../store/store.ts";
 import { openStore } from "../store/open.ts";
-import type { ParsedFlags } from "./flags.ts";
-import { outputFormat } from "./flags.ts";
+import { outputFormat, type ParsedFlags } from "./flags.ts";
 import { loadConfFile } from "./load_conf.ts";
 import { formatAge, renderTable } from "./table.ts";
 

@@ -3,9 +3,8 @@
 // just read, so an address that changed hands meanwhile is left alone.
 import { formatIP } from "../ip/address.ts";
 import { openStore } from "../store/open.ts";
-import { type ParsedFlags, UsageError } from "./flags.ts";
+import { NotFoundError, type ParsedFlags, UsageError } from "./flags.ts";
 import { loadConfFile } from "./load_conf.ts";
-import { NotFoundError } from "./flags.ts";
 import { addressArgument, holderName, holderSummary } from "./show.ts";
 
 export const RELEASE_USAGE = "kube-ipam release ADDR --conf FILE --yes";

@@ -1,6 +1,5 @@
 // Network configs as files and stdin: decode the bytes, and pick kube-ipam's plugin from a conflist.
-import { DecodeError } from "./errors.ts";
-import { ConfigError } from "./errors.ts";
+import { ConfigError, DecodeError } from "./errors.ts";
 
 export function decodeNetworkConfig(text: string, source = "stdin"): unknown {
   try {

@@ -3,9 +3,8 @@
 // ranges before it and the start of its own. An address freed a moment ago is therefore the last
 // to be reused, which keeps stale ARP/conntrack entries on other hosts from hitting a new pod.
 import type { IP } from "./address.ts";
-import type { Range } from "./range.ts";
 import type { RangeSet } from "./range_set.ts";
-import { rangeContains } from "./range.ts";
+import { type Range, rangeContains } from "./range.ts";
 
 export interface Segment {
   readonly range: Range;

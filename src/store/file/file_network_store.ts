@@ -3,8 +3,8 @@ import { linkSync, mkdirSync, readFileSync, renameSync, rmdirSync, statSync, unl
 import { join } from "node:path";
 import { type IP, ipFromHex, ipToHex, tryParseIP } from "../../ip/address.ts";
 import { encodeRecord, identical } from "../record.ts";
-import type { AddSnapshot, Allocation, ClaimOptions, ClaimOutcome, NetworkStore, Owner, Reservation } from "../store.ts";
-import { sameOwner, StoreError } from "../store.ts";
+import { type AddSnapshot, type Allocation, type ClaimOptions, type ClaimOutcome, type NetworkStore, type Owner,
+  type Reservation, sameOwner, StoreError } from "../store.ts";
 import { withFileLock } from "./flock.ts";
 import { code, inode, ioError, linkMakingDir, listDir, readRecord, removeFile, tolerateMissing, writeTmp } from "./fs_ops.ts";
 
