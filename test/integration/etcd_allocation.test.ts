@@ -1,7 +1,7 @@
 // Cluster-wide allocation on a real etcd: many plugin processes for many node names, one pool,
 // never an address twice.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { type EtcdServer, startEtcd } from "../support/etcd.ts";
+import { type EtcdServer, refusedEndpoint, startEtcd } from "../support/etcd.ts";
 import { etcdNetConf, listAllocations, mapLimit, runPlugin, spawnPlugin, tempDir } from "../support/plugin.ts";
 
 let etcd: EtcdServer;
@@ -49,6 +49,18 @@ describe("etcd store", () => {
       expect(await ls(conf)).toEqual([]);
     }
   }, 120_000);
+
+  test("STATUS: ready with room, code 50 when the pool is full or etcd cannot be reached", async () => {
+    const conf = { ...netConf(etcd.endpoint, { subnet: "10.33.0.0/30" }), cniVersion: "1.1.0" };
+    expect((await runPlugin(conf, { command: "STATUS" })).exitCode).toBe(0);
+    // A /30 leaves one address: .1 is the gateway, .3 the broadcast.
+    expect((await runPlugin(conf, { command: "ADD", containerID: "only" })).exitCode).toBe(0);
+    const full = await runPlugin(conf, { command: "STATUS" });
+    expect(full.json.code).toBe(50);
+    expect(full.json.msg).toBe(`No free address in network "${conf.name}" range set 10.33.0.0/30 (10.33.0.1-10.33.0.2)`);
+    const down = await runPlugin({ ...conf, ipam: { ...conf.ipam, etcdConfig: { etcdURL: refusedEndpoint() } } }, { command: "STATUS" });
+    expect(down.json.code).toBe(50);
+  }, 20_000);
 
   test("two networks with the same subnet are independent pools", async () => {
     const a = netConf(etcd.endpoint, { subnet: "10.31.0.0/29" });
