@@ -1,7 +1,7 @@
 // Allocation semantics through the real binary on the embedded store: round-robin, the addresses
 // never handed out, exhaustion, idempotent ADD/DEL, requested addresses, range sets and networks.
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { type CniCall, type CniReply, fileNetConf, listAllocations, runPlugin, tempDir } from "../support/plugin.ts";
 
@@ -77,6 +77,19 @@ describe("round-robin", () => {
     expect(await add(withRanges, { containerID: "c3" })).toEqual(["10.10.5.2", "10.10.0.12"]);
     // The configured set's cursor is still its own: .13 next, not the just-freed .10.
     expect(await add(conf, { containerID: "c4" })).toEqual(["10.10.0.13"]);
+  });
+
+  test("a damaged cursor file is only a lost hint: the next ADD starts over and mends it", async () => {
+    const conf = net({ subnet: "10.10.0.0/29" });
+    expect(await add(conf, { containerID: "a" })).toEqual(["10.10.0.2"]);
+    expect(await add(conf, { containerID: "b" })).toEqual(["10.10.0.3"]);
+    const cursors = join(dir.path, "data", "testnet", "cursors");
+    const [file] = readdirSync(cursors);
+    writeFileSync(join(cursors, file!), "0a0a0003zz"); // garbled, longer than a cursor
+    await del(conf, { containerID: "a" });
+    expect(await add(conf, { containerID: "c" })).toEqual(["10.10.0.2"]);
+    expect(readFileSync(join(cursors, file!), "utf8")).toBe("0a0a0002");
+    expect(await add(conf, { containerID: "d" })).toEqual(["10.10.0.4"]);
   });
 
   test("the cursor is per range set", async () => {

@@ -1,5 +1,6 @@
 // One network's pool in the embedded store (layout and protocol: file_store.ts, docs/file-store.md).
-import { linkSync, mkdirSync, readFileSync, renameSync, rmdirSync, statSync, unlinkSync } from "node:fs";
+import { closeSync, constants, linkSync, mkdirSync, openSync, readFileSync, renameSync, rmdirSync, statSync, unlinkSync,
+  writeSync } from "node:fs";
 import { join } from "node:path";
 import { type IP, ipFromHex, ipToHex, tryParseIP } from "../../ip/address.ts";
 import { encodeRecord, identical } from "../record.ts";
@@ -96,16 +97,24 @@ export class FileNetworkStore implements NetworkStore {
     return join(this.#cursors, `${encodeURIComponent(node)}.${rangeSetKey}`);
   }
 
+  // Rewritten in place, not through tmp/ and a rename: a cursor is only a hint, so it needs no new
+  // inode per ADD. A reader that meets it empty or torn just starts from the first address.
   #writeCursor(node: string, rangeSetKey: string, hex: string): void {
-    const tmp = writeTmp(this.#tmp, hex, false);
     const path = this.#cursorPath(node, rangeSetKey);
+    const open = () => openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, 0o644);
     try {
+      let fd: number;
       try {
-        renameSync(tmp, path);
+        fd = open();
       } catch (e) {
         if (code(e) !== "ENOENT") throw e;
         mkdirSync(this.#cursors, { recursive: true });
-        renameSync(tmp, path);
+        fd = open();
+      }
+      try {
+        writeSync(fd, hex, 0);
+      } finally {
+        closeSync(fd);
       }
     } catch (e) {
       throw ioError("write", path, e);

@@ -55,10 +55,10 @@ export function linkMakingDir(from: string, to: string): void {
 let tmpCounter = 0;
 
 /**
- * Writes `text` to a fresh file in `dir` and returns its path; `durable` fsyncs it (records, so that
- * a power loss cannot leave an empty claim behind; a cursor is only a hint and skips it).
+ * Writes `text` to a fresh file in `dir`, fsynced (so that a power loss cannot leave an empty claim
+ * behind), and returns its path.
  */
-export function writeTmp(dir: string, text: string, durable = true): string {
+export function writeTmp(dir: string, text: string): string {
   const path = join(dir, `${process.pid}.${Date.now()}.${tmpCounter++}`);
   try {
     let fd: number;
@@ -71,7 +71,7 @@ export function writeTmp(dir: string, text: string, durable = true): string {
     }
     try {
       writeSync(fd, text);
-      if (durable) fsyncSync(fd);
+      fsyncSync(fd);
     } finally {
       closeSync(fd);
     }
