@@ -60,10 +60,10 @@ export async function* freeAddresses(store: NetworkStore, pool: Pool, cursor: IP
   for (const seg of roundRobinSegments(pool.set, cursor)) {
     let from = seg.from;
     while (from <= seg.to) {
-      const held = await store.heldBetween(family, from, seg.to, WINDOW);
-      const windowEnd = held.length === WINDOW ? held[WINDOW - 1]!.value : seg.to;
+      const { held, through } = await store.heldBetween(family, from, seg.to, WINDOW);
       let h = 0;
-      for (let c = from; c <= windowEnd;) {
+      let c = from;
+      while (c <= through) {
         while (h < held.length && held[h]!.value < c) h++;
         if (h < held.length && held[h]!.value === c) {
           c++;
@@ -78,8 +78,10 @@ export async function* freeAddresses(store: NetworkStore, pool: Pool, cursor: IP
         if (!isInfrastructure(seg.range, ip)) yield { ip, range: seg.range };
         c++;
       }
-      from = windowEnd + 1n;
-      const full = held.length === WINDOW && held[WINDOW - 1]!.value - held[0]!.value === WINDOW_N - 1n;
+      // The answer was cut short inside a run of held addresses: a dense run, crossed with counts.
+      const last = held[held.length - 1]?.value;
+      const full = last === through && last - held[0]!.value === BigInt(held.length - 1);
+      from = c;
       if (full && from <= seg.to) from = await firstGap(store, family, from, seg.to, WINDOW_N);
     }
   }

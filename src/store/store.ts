@@ -59,6 +59,13 @@ export interface ClaimOptions {
 }
 
 /** What an ADD reads before it claims anything. */
+/** See NetworkStore.heldBetween. */
+export interface HeldWindow {
+  readonly held: readonly IP[];
+  /** The last address the answer covers (at most the `to` asked for). */
+  readonly through: bigint;
+}
+
 export interface AddSnapshot {
   /** What the owner holds already (a retried ADD). */
   readonly held: readonly Allocation[];
@@ -74,8 +81,12 @@ export interface NetworkStore {
   readonly shared: boolean;
   /** Takes `ip` for `record` if nobody holds it, atomically. A lost race is `claimed: false`, not an error. */
   claim(ip: IP, record: Allocation, opts?: ClaimOptions): Promise<ClaimOutcome>;
-  /** Addresses held in [from, to], ascending, at most `limit` of them. */
-  heldBetween(family: 4 | 6, from: bigint, to: bigint, limit: number): Promise<IP[]>;
+  /**
+   * The held addresses at the start of [from, to], ascending: every one in [from, through]. A store
+   * answers for as much of the range as is cheap for it: etcd up to its `limit`-th held address (one
+   * range read), the file store for a few addresses probed one by one (no listing of the pool).
+   */
+  heldBetween(family: 4 | 6, from: bigint, to: bigint, limit: number): Promise<HeldWindow>;
   /**
    * How many addresses are held in each of up to `blocks` consecutive blocks of `size` addresses from
    * `from` (the last one cut at `to`), in one request; on etcd much cheaper than reading them.

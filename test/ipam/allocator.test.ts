@@ -5,7 +5,7 @@ import { canonicalizeRange, type RawRange } from "../../src/ip/range.ts";
 import { type RangeSet, rangeSetKey } from "../../src/ip/range_set.ts";
 import { allocateDynamic, freeAddresses, type Pool, startingCursor } from "../../src/ipam/allocator.ts";
 import { PoolExhaustedError } from "../../src/ipam/errors.ts";
-import type { Allocation, ClaimOptions, ClaimOutcome, NetworkStore } from "../../src/store/store.ts";
+import type { Allocation, ClaimOptions, ClaimOutcome, HeldWindow, NetworkStore } from "../../src/store/store.ts";
 
 /** The part of NetworkStore that freeAddresses and allocateDynamic use. */
 type ScanStore = Pick<NetworkStore, "network" | "shared" | "heldBetween" | "countHeldBlocks" | "cursor" | "claim">;
@@ -29,12 +29,18 @@ class FakeStore implements ScanStore {
     if (cursor) this.cursors.set(cursor.node, parseIP(cursor.ip));
   }
 
-  heldBetween(family: Family, from: bigint, to: bigint, limit: number): Promise<IP[]> {
+  /** Set: answer for this many addresses at a time, as the file store's probes do; else as etcd, up to `limit` held. */
+  probe: bigint | undefined;
+
+  heldBetween(family: Family, from: bigint, to: bigint, limit: number): Promise<HeldWindow> {
     this.reads.push({ from, to, limit });
+    const end = this.probe !== undefined && from + this.probe - 1n < to ? from + this.probe - 1n : to;
     const ips = [...this.held.keys()].map(parseIP)
-      .filter((ip) => ip.family === family && ip.value >= from && ip.value <= to)
+      .filter((ip) => ip.family === family && ip.value >= from && ip.value <= end)
       .sort((a, b) => (a.value < b.value ? -1 : a.value > b.value ? 1 : 0));
-    return Promise.resolve(ips.slice(0, limit));
+    if (this.probe !== undefined) return Promise.resolve({ held: ips, through: end });
+    const held = ips.slice(0, limit);
+    return Promise.resolve({ held, through: ips.length >= limit ? held[limit - 1]!.value : to });
   }
 
   readonly counts: { from: bigint; to: bigint }[] = [];
@@ -181,6 +187,27 @@ describe("freeAddresses", () => {
     expect(store.reads.map((r) => r.limit)).toEqual([64, 64]);
     expect(store.reads.map((r) => formatIP({ family: 4, value: r.from }))).toEqual(["10.0.0.1", "10.0.4.66"]);
     expect(store.counts.length).toBe(3); // 16 blocks of 64, then of 1024, then down to 64 inside the one with the gap
+  });
+
+  test("a store that probes a few addresses at a time: the next free one costs one probe window", async () => {
+    const store = new FakeStore(["10.0.0.5", "10.0.0.6"], undefined);
+    store.probe = 8n;
+    const p = pool([{ subnet: "10.0.0.0/24" }]);
+    expect(await free(store, p, "10.0.0.4", 1)).toEqual(["10.0.0.7"]);
+    expect(store.reads.map((r) => formatIP({ family: 4, value: r.from }))).toEqual(["10.0.0.5"]);
+    expect(store.counts).toEqual([]);
+  });
+
+  test("a store that probes: a dense run is crossed with counts, not probed address by address", async () => {
+    const held: string[] = [];
+    for (let i = 2n; i < 1102n; i++) held.push(formatIP({ family: 4, value: 0x0a000000n + i }));
+    const store = new FakeStore(held);
+    store.probe = 8n;
+    const p = pool([{ subnet: "10.0.0.0/21" }]);
+    expect(await free(store, p, undefined, 2)).toEqual(["10.0.4.78", "10.0.4.79"]);
+    // One probe window at the start, one next to the gap (the counts narrow it to 64 addresses, probed 8 at a time).
+    expect(store.reads.length).toBeLessThanOrEqual(1 + 64 / 8 + 1);
+    expect(store.counts.length).toBe(3);
   });
 
   test("a dense run up to the end of the range ends the segment", async () => {

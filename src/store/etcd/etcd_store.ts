@@ -5,7 +5,8 @@
 import type { EtcdStoreConfig } from "../../config/store_config.ts";
 import { type IP, ipFromHex, ipToHex, tryParseIP } from "../../ip/address.ts";
 import { decodeRecord, decodeReservation, encodeRecord } from "../record.ts";
-import type { AddSnapshot, Allocation, ClaimOptions, ElectionOptions, Leadership, StoreChange, ClaimOutcome, NetworkStore, Owner, Reservation, Store } from "../store.ts";
+import type { AddSnapshot, Allocation, ClaimOptions, ClaimOutcome, ElectionOptions, HeldWindow, Leadership, NetworkStore, Owner, Reservation, Store,
+  StoreChange } from "../store.ts";
 import { createRevision, del, EtcdClient, get, type KeyValue, modRevision, prefixEnd, put, type Txn, type TxnOp, value } from "./client.ts";
 import { NetworkKeys, networksPrefix, reservationKey } from "./keys.ts";
 import { EtcdLeaderElection } from "./leader.ts";
@@ -106,11 +107,12 @@ class EtcdNetworkStore implements NetworkStore {
     return { claimed: false, holder: kv ? decodeKv(kv) : undefined };
   }
 
-  async heldBetween(family: 4 | 6, from: bigint, to: bigint, limit: number): Promise<IP[]> {
+  async heldBetween(family: 4 | 6, from: bigint, to: bigint, limit: number): Promise<HeldWindow> {
     const start = this.#keys.ip({ family, value: from });
     const end = `${this.#keys.ip({ family, value: to })}\u0000`;
     const { kvs } = await this.#etcd.range(start, { end, limit, keysOnly: true });
-    return kvs.map((kv) => this.#keys.ipOf(kv.key)).filter((ip): ip is IP => ip !== undefined);
+    const held = kvs.map((kv) => this.#keys.ipOf(kv.key)).filter((ip): ip is IP => ip !== undefined);
+    return { held, through: kvs.length >= limit && held.length > 0 ? held[held.length - 1]!.value : to };
   }
 
   /** One transaction of count-only range reads, one per block. */

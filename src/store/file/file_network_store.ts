@@ -1,13 +1,16 @@
 // One network's pool in the embedded store (layout and protocol: file_store.ts, docs/file-store.md).
-import { closeSync, constants, linkSync, mkdirSync, openSync, readFileSync, renameSync, rmdirSync, statSync, unlinkSync,
+import { closeSync, constants, existsSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, rmdirSync, statSync, unlinkSync,
   writeSync } from "node:fs";
 import { join } from "node:path";
 import { type IP, ipFromHex, ipToHex, tryParseIP } from "../../ip/address.ts";
 import { encodeRecord, identical } from "../record.ts";
-import { type AddSnapshot, type Allocation, type ClaimOptions, type ClaimOutcome, type NetworkStore, type Owner,
+import { type AddSnapshot, type Allocation, type ClaimOptions, type ClaimOutcome, type HeldWindow, type NetworkStore, type Owner,
   type Reservation, sameOwner, StoreError } from "../store.ts";
 import { withFileLock } from "./flock.ts";
 import { code, inode, ioError, linkMakingDir, listDir, readRecord, removeFile, tolerateMissing, writeTmp } from "./fs_ops.ts";
+
+/** How many addresses one heldBetween probes. */
+const PROBE = 8n;
 
 /** Debris (tmp files, owner entries of claims that never completed) is removed only when this old. */
 const DEBRIS_AGE_MS = 60_000;
@@ -128,16 +131,19 @@ export class FileNetworkStore implements NetworkStore {
   }
 
   async countHeldBlocks(family: 4 | 6, from: bigint, to: bigint, size: bigint, blocks: number): Promise<number[]> {
+    const held = this.#held().filter((ip) => ip.family === family);
     const counts: number[] = [];
     for (let a = from, i = 0; a <= to && i < blocks; a += size, i++) {
       const b = a + size - 1n < to ? a + size - 1n : to;
-      counts.push((await this.heldBetween(family, a, b, Number.MAX_SAFE_INTEGER)).length);
+      counts.push(held.filter((ip) => ip.value >= a && ip.value <= b).length);
     }
     return counts;
   }
 
-  // One directory listing serves a whole scan: a scan reads window after window, and the listing is
-  // only a guide anyway (the claim's link decides). Refreshed after a second for long-lived callers.
+  // The whole pool's listing, for counts across dense runs only: listing and sorting a few hundred
+  // claims cost an ADD more than everything else it does (measured: +1.2 ms at 300 claims, +4 ms at
+  // 1,000). One listing serves a whole scan, refreshed after a second for long-lived callers; it is
+  // only a guide anyway (the claim's link decides).
   #listing: { at: number; ips: IP[] } | undefined;
 
   #held(): IP[] {
@@ -150,14 +156,18 @@ export class FileNetworkStore implements NetworkStore {
     return this.#listing.ips;
   }
 
-  heldBetween(family: 4 | 6, from: bigint, to: bigint, limit: number): Promise<IP[]> {
-    const out: IP[] = [];
-    for (const ip of this.#held()) {
-      if (ip.family !== family || ip.value < from) continue;
-      if (ip.value > to || out.length >= limit) break;
-      out.push(ip);
+  /**
+   * Probes the first few addresses of the range one by one, as host-local does: the next address is
+   * usually free, and a probe costs one syscall. A run found all held is crossed with counts.
+   */
+  heldBetween(family: 4 | 6, from: bigint, to: bigint): Promise<HeldWindow> {
+    const through = from + PROBE - 1n < to ? from + PROBE - 1n : to;
+    const held: IP[] = [];
+    for (let v = from; v <= through; v++) {
+      const ip: IP = { family, value: v };
+      if (existsSync(join(this.#ips, ipToHex(ip)))) held.push(ip);
     }
-    return Promise.resolve(out);
+    return Promise.resolve({ held, through });
   }
 
   /** The owner's entries, split into completed claims (same inode as ips/<hex>) and the rest. */
