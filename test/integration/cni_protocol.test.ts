@@ -1,7 +1,7 @@
 // The CNI protocol as a container runtime sees it: the real binary, CNI_* environment, config on
 // stdin, one JSON document on stdout. Every test works in its own temporary directory.
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type CniCall, type CniReply, fileNetConf, listAllocations, runPlugin, tempDir } from "../support/plugin.ts";
 
@@ -344,6 +344,36 @@ describe("GC", () => {
 
     const left = (await lsJSON(onA)).map((a) => `${a.containerID}/${a.ifName}@${a.node}`).sort();
     expect(left).toEqual(["keep/eth0@node-a", "other-node/eth0@node-b"]);
+  });
+
+  test("removes what killed ADDs left on the embedded store once it is a minute old, and nothing else", async () => {
+    const conf = fileNetConf(dir.path, { nodeName: "node-a" }, { cniVersion: "1.1.0", name: "gc-debris" });
+    expectResult(await runPlugin(conf, { command: "ADD", containerID: "live" }));
+    const net = join(dir.path, "data", "gc-debris");
+    // A claim killed after writing its owner entry but before linking ips/<hex>, an old one and a young one;
+    // and a record a killed change left in tmp/.
+    const stale = join(net, "owners", "killed:eth0");
+    const young = join(net, "owners", "starting:eth0");
+    mkdirSync(stale, { recursive: true });
+    mkdirSync(young, { recursive: true });
+    mkdirSync(join(net, "tmp"), { recursive: true });
+    writeFileSync(join(stale, "0a0a0009"), "{\"ip\":");
+    writeFileSync(join(young, "0a0a000a"), "{\"ip\":");
+    writeFileSync(join(net, "tmp", "123.0.0"), "{}");
+    const old = new Date(Date.now() - 120_000);
+    utimesSync(join(stale, "0a0a0009"), old, old);
+    utimesSync(join(net, "tmp", "123.0.0"), old, old);
+
+    const gc = { ...conf, "cni.dev/valid-attachments": [{ containerID: "live", ifname: "eth0" }] };
+    expectSilentSuccess(await runPlugin(gc, { command: "GC", omit: ["CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME"] }));
+
+    expect(existsSync(stale)).toBe(false);
+    expect(readdirSync(join(net, "tmp"))).toEqual([]);
+    expect(readdirSync(young)).toEqual(["0a0a000a"]); // may be a claim in progress
+    expect((await lsJSON(conf)).map((a) => a.containerID)).toEqual(["live"]);
+    // The owner whose claim was killed retries its ADD and gets an address as usual.
+    expect(expectResult(await runPlugin(conf, { command: "ADD", containerID: "starting" })).ips).toHaveLength(1);
+    expect((await lsJSON(conf)).map((a) => a.containerID).sort()).toEqual(["live", "starting"]);
   });
 
   test("without cni.dev/valid-attachments GC refuses (code 7) and releases nothing", async () => {

@@ -7,7 +7,7 @@ import { encodeRecord, identical } from "../record.ts";
 import { type AddSnapshot, type Allocation, type ClaimOptions, type ClaimOutcome, type HeldWindow, type NetworkStore, type Owner,
   type Reservation, sameOwner, StoreError } from "../store.ts";
 import { withFileLock } from "./flock.ts";
-import { code, inode, ioError, linkMakingDir, listDir, readRecord, removeFile, tolerateMissing, writeTmp } from "./fs_ops.ts";
+import { code, inode, ioError, linkMakingDir, listDir, readRecord, removeFile, tolerateMissing, writeNew, writeTmp } from "./fs_ops.ts";
 
 /** How many addresses one heldBetween probes. */
 const PROBE = 8n;
@@ -54,8 +54,10 @@ export class FileNetworkStore implements NetworkStore {
     return withFileLock(join(this.#dir, "lock"), fn);
   }
 
+  // One directory per owner: container IDs cannot hold ":" and interface names may not, so the name is
+  // unambiguous; one level instead of two saves a mkdir (a new inode) per ADD.
   #ownerDir(owner: Owner): string {
-    return join(this.#owners, owner.containerID, owner.ifName);
+    return join(this.#owners, `${owner.containerID}:${owner.ifName}`);
   }
 
   #ipPath(record: Allocation): string | undefined {
@@ -65,32 +67,26 @@ export class FileNetworkStore implements NetworkStore {
 
   claim(ip: IP, record: Allocation, opts?: ClaimOptions): Promise<ClaimOutcome> {
     const hex = ipToHex(ip);
-    const tmp = writeTmp(this.#tmp, encodeRecord(record));
-    const ownerDir = this.#ownerDir(record);
-    const ownerEntry = join(ownerDir, hex);
+    const ownerEntry = join(this.#ownerDir(record), hex);
     const ipPath = join(this.#ips, hex);
+    const text = encodeRecord(record);
     try {
-      mkdirSync(ownerDir, { recursive: true });
-      try {
-        linkSync(tmp, ownerEntry);
-      } catch (e) {
-        if (code(e) !== "EEXIST") throw e;
+      // The record is written as the owner entry, then linked to ips/<hex>: the claim.
+      if (!writeNew(ownerEntry, text)) {
         // The owner already holds this address, or an earlier attempt of theirs never completed.
         if (inode(ipPath) === inode(ownerEntry)) return Promise.resolve({ claimed: false, holder: readRecord(ipPath) });
         unlinkSync(ownerEntry);
-        linkSync(tmp, ownerEntry);
+        if (!writeNew(ownerEntry, text)) throw new Error(`"${ownerEntry}" was created again while being replaced`);
       }
       try {
-        linkMakingDir(tmp, ipPath);
+        linkMakingDir(ownerEntry, ipPath);
       } catch (e) {
-        unlinkSync(ownerEntry);
+        removeFile(ownerEntry);
         if (code(e) === "EEXIST") return Promise.resolve({ claimed: false, holder: readRecord(ipPath) });
         throw e;
       }
     } catch (e) {
       throw e instanceof StoreError ? e : ioError("claim address in", this.#dir, e);
-    } finally {
-      removeFile(tmp);
     }
     if (opts?.cursorKey) this.#writeCursor(record.node, opts.cursorKey, hex);
     return Promise.resolve({ claimed: true });
@@ -204,11 +200,9 @@ export class FileNetworkStore implements NetworkStore {
   }
 
   #pruneOwnerDir(owner: Owner): void {
-    for (const d of [this.#ownerDir(owner), join(this.#owners, owner.containerID)]) {
-      try {
-        rmdirSync(d);
-      } catch { /* not empty or already gone: fine */ }
-    }
+    try {
+      rmdirSync(this.#ownerDir(owner));
+    } catch { /* not empty or already gone: fine */ }
   }
 
   /** Moves `next` into place over the claim at `ipPath` (under the lock), fixing the owner index. */
@@ -308,14 +302,14 @@ export class FileNetworkStore implements NetworkStore {
       const path = join(this.#tmp, name);
       if (this.#isDebris(path, now)) removeFile(path);
     }
-    for (const containerID of listDir(this.#owners)) {
-      for (const ifName of listDir(join(this.#owners, containerID))) {
-        const owner = { containerID, ifName };
-        for (const { entry, claimed } of this.#ownerEntries(owner)) {
-          if (!claimed && this.#isDebris(entry, now)) removeFile(entry);
-        }
-        this.#pruneOwnerDir(owner);
+    for (const name of listDir(this.#owners)) {
+      const colon = name.indexOf(":");
+      if (colon <= 0) continue; // not an owner directory of ours
+      const owner = { containerID: name.slice(0, colon), ifName: name.slice(colon + 1) };
+      for (const { entry, claimed } of this.#ownerEntries(owner)) {
+        if (!claimed && this.#isDebris(entry, now)) removeFile(entry);
       }
+      this.#pruneOwnerDir(owner);
     }
     return Promise.resolve();
   }

@@ -2,16 +2,16 @@
 // a process killed at any instant.
 //
 //   <dataDir>/<network>/ips/<hex>                            the claim: record JSON, one file per address
-//   <dataDir>/<network>/owners/<containerID>/<ifName>/<hex>  hard link to the same inode (owner index)
-//   <dataDir>/<network>/cursors/<node>.<rangeSetKey>            last address handed out by that node
-//   <dataDir>/<network>/tmp/                                 records being written
+//   <dataDir>/<network>/owners/<containerID>:<ifName>/<hex>  the same inode, hard-linked (owner index)
+//   <dataDir>/<network>/cursors/<node>.<rangeSetKey>         last address handed out by that node
+//   <dataDir>/<network>/tmp/                                 records being replaced under the lock
 //   <dataDir>/<network>/lock                                 flock(2) for changes to existing claims
 //   <dataDir>/_reserved/<name>.json                          reservations, shared by every network
 //
-// Claims take no lock: the record is written to tmp/, linked into owners/, then linked to ips/<hex>;
-// link(2) fails with EEXIST when the address is held, so exactly one claimer wins, and the record is
-// complete before anyone can see it. Changes to an existing claim (release, park, takeover) run under
-// the network's flock, which the kernel drops when a process dies; claims cannot interfere with them,
+// Claims take no lock: the record is written as the owner entry, then linked to ips/<hex>; link(2)
+// fails with EEXIST when the address is held, so exactly one claimer wins, and the record is complete
+// before anyone can see it. Changes to an existing claim (release, park, takeover) run under the
+// network's flock, which the kernel drops when a process dies; claims cannot interfere with them,
 // since a claim only ever creates a name that is absent.
 // See docs/file-store.md.
 import { closeSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync } from "node:fs";

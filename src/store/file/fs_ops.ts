@@ -52,29 +52,39 @@ export function linkMakingDir(from: string, to: string): void {
   }
 }
 
+/**
+ * Creates `path` holding `text`, fsynced (so that a power loss cannot leave an empty claim behind),
+ * making its directory on first use. False when `path` exists; a failed write leaves no file.
+ */
+export function writeNew(path: string, text: string): boolean {
+  let fd: number;
+  try {
+    fd = openSync(path, "wx", 0o644);
+  } catch (e) {
+    if (code(e) === "EEXIST") return false;
+    if (code(e) !== "ENOENT") throw e;
+    mkdirSync(path.slice(0, path.lastIndexOf("/")), { recursive: true });
+    fd = openSync(path, "wx", 0o644);
+  }
+  try {
+    writeSync(fd, text);
+    fsyncSync(fd);
+  } catch (e) {
+    closeSync(fd);
+    removeFile(path);
+    throw e;
+  }
+  closeSync(fd);
+  return true;
+}
+
 let tmpCounter = 0;
 
-/**
- * Writes `text` to a fresh file in `dir`, fsynced (so that a power loss cannot leave an empty claim
- * behind), and returns its path.
- */
+/** Writes `text` to a fresh file in `dir` (see writeNew) and returns its path. */
 export function writeTmp(dir: string, text: string): string {
   const path = join(dir, `${process.pid}.${Date.now()}.${tmpCounter++}`);
   try {
-    let fd: number;
-    try {
-      fd = openSync(path, "wx", 0o644);
-    } catch (e) {
-      if (code(e) !== "ENOENT") throw e;
-      mkdirSync(dir, { recursive: true });
-      fd = openSync(path, "wx", 0o644);
-    }
-    try {
-      writeSync(fd, text);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
+    if (!writeNew(path, text)) throw new Error("the file exists");
   } catch (e) {
     throw ioError("write", path, e);
   }
