@@ -1,7 +1,7 @@
 // JSON lines appended to the log file (created 0600). Never stdout: stdout belongs to the CNI
 // result. When the file cannot be written the lines go to stderr and the verb carries on.
 import { appendFileSync, chmodSync, mkdirSync } from "node:fs";
-import { dirname } from "node:path";
+import { parentDir } from "../lib/path.ts";
 import type { LogLevel } from "../config/log_level.ts";
 
 const RANK: Record<LogLevel, number> = { debug: 0, info: 1, warn: 2, error: 3 };
@@ -49,7 +49,7 @@ function appendToLog(file: string, line: string): void {
     appendFileSync(file, line, { mode: 0o600 });
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
-    mkdirSync(dirname(file), { recursive: true, mode: 0o755 });
+    mkdirSync(parentDir(file), { recursive: true, mode: 0o755 });
     appendFileSync(file, line, { mode: 0o600 });
     chmodSync(file, 0o600);
   }

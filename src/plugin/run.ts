@@ -1,5 +1,5 @@
 // One CNI invocation: environment and stdin in, one JSON document on stdout, exit status out.
-import { hostname } from "node:os";
+import { hostname } from "../lib/hostname.ts";
 import { readFileSync } from "node:fs";
 import { type CniArgs, parseCniArgs } from "../cni/args.ts";
 import { type CniEnv, readCniEnv } from "../cni/env.ts";

@@ -1,7 +1,7 @@
 // One network's pool in the embedded store (layout and protocol: file_store.ts, docs/file-store.md).
 import { closeSync, constants, existsSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, rmdirSync, statSync, unlinkSync,
   writeSync } from "node:fs";
-import { join } from "node:path";
+import { joinPath } from "../../lib/path.ts";
 import { type IP, ipFromHex, ipToHex, tryParseIP } from "../../ip/address.ts";
 import { encodeRecord, identical } from "../record.ts";
 import { type AddSnapshot, type Allocation, type ClaimOptions, type ClaimOutcome, type HeldWindow, type NetworkStore, type Owner,
@@ -32,11 +32,11 @@ export class FileNetworkStore implements NetworkStore {
 
   constructor(store: ReservationSource, readonly network: string) {
     this.#store = store;
-    this.#dir = join(store.dataDir, network);
-    this.#ips = join(this.#dir, "ips");
-    this.#owners = join(this.#dir, "owners");
-    this.#cursors = join(this.#dir, "cursors");
-    this.#tmp = join(this.#dir, "tmp");
+    this.#dir = joinPath(store.dataDir, network);
+    this.#ips = joinPath(this.#dir, "ips");
+    this.#owners = joinPath(this.#dir, "owners");
+    this.#cursors = joinPath(this.#dir, "cursors");
+    this.#tmp = joinPath(this.#dir, "tmp");
   }
 
   #ensureDirs(): void {
@@ -51,24 +51,24 @@ export class FileNetworkStore implements NetworkStore {
 
   #locked<T>(fn: () => T): Promise<T> {
     this.#ensureDirs();
-    return withFileLock(join(this.#dir, "lock"), fn);
+    return withFileLock(joinPath(this.#dir, "lock"), fn);
   }
 
   // One directory per owner: container IDs cannot hold ":" and interface names may not, so the name is
   // unambiguous; one level instead of two saves a mkdir (a new inode) per ADD.
   #ownerDir(owner: Owner): string {
-    return join(this.#owners, `${owner.containerID}:${owner.ifName}`);
+    return joinPath(this.#owners, `${owner.containerID}:${owner.ifName}`);
   }
 
   #ipPath(record: Allocation): string | undefined {
     const ip = tryParseIP(record.ip);
-    return ip && join(this.#ips, ipToHex(ip));
+    return ip && joinPath(this.#ips, ipToHex(ip));
   }
 
   claim(ip: IP, record: Allocation, opts?: ClaimOptions): Promise<ClaimOutcome> {
     const hex = ipToHex(ip);
-    const ownerEntry = join(this.#ownerDir(record), hex);
-    const ipPath = join(this.#ips, hex);
+    const ownerEntry = joinPath(this.#ownerDir(record), hex);
+    const ipPath = joinPath(this.#ips, hex);
     const text = encodeRecord(record);
     try {
       // The record is written as the owner entry, then linked to ips/<hex>: the claim.
@@ -93,7 +93,7 @@ export class FileNetworkStore implements NetworkStore {
   }
 
   #cursorPath(node: string, rangeSetKey: string): string {
-    return join(this.#cursors, `${encodeURIComponent(node)}.${rangeSetKey}`);
+    return joinPath(this.#cursors, `${encodeURIComponent(node)}.${rangeSetKey}`);
   }
 
   // Rewritten in place, not through tmp/ and a rename: a cursor is only a hint, so it needs no new
@@ -161,7 +161,7 @@ export class FileNetworkStore implements NetworkStore {
     const held: IP[] = [];
     for (let v = from; v <= through; v++) {
       const ip: IP = { family, value: v };
-      if (existsSync(join(this.#ips, ipToHex(ip)))) held.push(ip);
+      if (existsSync(joinPath(this.#ips, ipToHex(ip)))) held.push(ip);
     }
     return Promise.resolve({ held, through });
   }
@@ -170,8 +170,8 @@ export class FileNetworkStore implements NetworkStore {
   #ownerEntries(owner: Owner): { entry: string; ipPath: string; claimed: boolean }[] {
     const dir = this.#ownerDir(owner);
     return listDir(dir).map((hex) => {
-      const entry = join(dir, hex);
-      const ipPath = join(this.#ips, hex);
+      const entry = joinPath(dir, hex);
+      const ipPath = joinPath(this.#ips, hex);
       const ino = inode(entry);
       return { entry, ipPath, claimed: ino !== undefined && ino === inode(ipPath) };
     });
@@ -215,11 +215,11 @@ export class FileNetworkStore implements NetworkStore {
         // A second link renamed over the entry: there is never a moment without one.
         const entryTmp = `${tmp}.owner`;
         linkSync(tmp, entryTmp);
-        renameSync(entryTmp, join(this.#ownerDir(next), hex));
+        renameSync(entryTmp, joinPath(this.#ownerDir(next), hex));
       }
       renameSync(tmp, ipPath);
       if (next.parkedAt || !sameOwner(expected, next)) {
-        removeFile(join(this.#ownerDir(expected), hex));
+        removeFile(joinPath(this.#ownerDir(expected), hex));
         this.#pruneOwnerDir(expected);
       }
     } catch (e) {
@@ -231,7 +231,7 @@ export class FileNetworkStore implements NetworkStore {
 
   #delete(ipPath: string, record: Allocation): void {
     removeFile(ipPath);
-    removeFile(join(this.#ownerDir(record), ipPath.slice(ipPath.lastIndexOf("/") + 1)));
+    removeFile(joinPath(this.#ownerDir(record), ipPath.slice(ipPath.lastIndexOf("/") + 1)));
     this.#pruneOwnerDir(record);
   }
 
@@ -283,13 +283,13 @@ export class FileNetworkStore implements NetworkStore {
   }
 
   get(ip: IP): Promise<Allocation | undefined> {
-    return Promise.resolve(readRecord(join(this.#ips, ipToHex(ip))));
+    return Promise.resolve(readRecord(joinPath(this.#ips, ipToHex(ip))));
   }
 
   list(): Promise<Allocation[]> {
     const out: Allocation[] = [];
     for (const hex of listDir(this.#ips)) {
-      const rec = readRecord(join(this.#ips, hex));
+      const rec = readRecord(joinPath(this.#ips, hex));
       if (rec) out.push(rec);
     }
     return Promise.resolve(out);
@@ -299,7 +299,7 @@ export class FileNetworkStore implements NetworkStore {
   sweep(): Promise<void> {
     const now = Date.now();
     for (const name of listDir(this.#tmp)) {
-      const path = join(this.#tmp, name);
+      const path = joinPath(this.#tmp, name);
       if (this.#isDebris(path, now)) removeFile(path);
     }
     for (const name of listDir(this.#owners)) {

@@ -15,7 +15,7 @@
 // since a claim only ever creates a name that is absent.
 // See docs/file-store.md.
 import { closeSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync } from "node:fs";
-import { join } from "node:path";
+import { joinPath } from "../../lib/path.ts";
 import { decodeReservation } from "../record.ts";
 import type { Reservation, Store } from "../store.ts";
 import { FileNetworkStore } from "./file_network_store.ts";
@@ -39,14 +39,14 @@ export class FileStore implements Store {
   }
 
   #reservedDir(): string {
-    return join(this.dataDir, RESERVED_DIR);
+    return joinPath(this.dataDir, RESERVED_DIR);
   }
 
   reservations(): Promise<Reservation[]> {
     const dir = this.#reservedDir();
     const out: Reservation[] = [];
     for (const name of listDir(dir).filter((n) => n.endsWith(".json"))) {
-      const path = join(dir, name);
+      const path = joinPath(dir, name);
       const text = tolerateMissing("read", path, undefined, () => readFileSync(path, "utf8"));
       if (text !== undefined) out.push(decodeReservation(text, `file "${path}"`));
     }
@@ -55,9 +55,9 @@ export class FileStore implements Store {
 
   putReservation(r: Reservation): Promise<void> {
     const dir = this.#reservedDir();
-    const tmp = writeTmp(join(dir, ".tmp"), JSON.stringify(r));
+    const tmp = writeTmp(joinPath(dir, ".tmp"), JSON.stringify(r));
     try {
-      renameSync(tmp, join(dir, `${r.name}.json`));
+      renameSync(tmp, joinPath(dir, `${r.name}.json`));
     } catch (e) {
       throw ioError("write reservation in", dir, e);
     }
@@ -65,12 +65,12 @@ export class FileStore implements Store {
   }
 
   deleteReservation(name: string): Promise<boolean> {
-    const path = join(this.#reservedDir(), `${name}.json`);
+    const path = joinPath(this.#reservedDir(), `${name}.json`);
     return Promise.resolve(tolerateMissing("remove", path, false, () => (unlinkSync(path), true)));
   }
 
   ping(): Promise<void> {
-    const probe = join(this.dataDir, `.probe.${process.pid}`);
+    const probe = joinPath(this.dataDir, `.probe.${process.pid}`);
     try {
       mkdirSync(this.dataDir, { recursive: true });
       closeSync(openSync(probe, "w", 0o600));

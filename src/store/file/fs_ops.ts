@@ -2,7 +2,7 @@
 // names the path, a missing file a value rather than an exception where callers expect it.
 import { closeSync, fsyncSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, unlinkSync,
   writeSync } from "node:fs";
-import { join } from "node:path";
+import { joinPath } from "../../lib/path.ts";
 import { decodeRecord } from "../record.ts";
 import { type Allocation, StoreError } from "../store.ts";
 
@@ -82,7 +82,7 @@ let tmpCounter = 0;
 
 /** Writes `text` to a fresh file in `dir` (see writeNew) and returns its path. */
 export function writeTmp(dir: string, text: string): string {
-  const path = join(dir, `${process.pid}.${Date.now()}.${tmpCounter++}`);
+  const path = joinPath(dir, `${process.pid}.${Date.now()}.${tmpCounter++}`);
   try {
     if (!writeNew(path, text)) throw new Error("the file exists");
   } catch (e) {
