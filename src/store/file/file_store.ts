@@ -2,7 +2,7 @@
 // a process killed at any instant.
 //
 //   <dataDir>/<network>/ips/<hex>                            the claim: record JSON, one file per address
-//   <dataDir>/<network>/owners/<containerID>:<ifName>/<hex>  the same inode, hard-linked (owner index)
+//   <dataDir>/<network>/owners/<containerID>:<ifName>:<hex>  the same inode, hard-linked (owner index)
 //   <dataDir>/<network>/cursors/<node>.<rangeSetKey>         last address handed out by that node
 //   <dataDir>/<network>/tmp/                                 records being replaced under the lock
 //   <dataDir>/<network>/lock                                 flock(2) for changes to existing claims
