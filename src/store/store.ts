@@ -50,15 +50,27 @@ export interface Reservation {
 
 export type ClaimOutcome =
   | { readonly claimed: true }
-  /** Someone holds it; `holder` is their record when it could be read. */
-  | { readonly claimed: false; readonly holder?: Allocation };
+  /**
+   * Someone holds it; `holder` is their record when it could be read, and `window` the answer to
+   * ClaimOptions.readOnLoss when it was asked for.
+   */
+  | { readonly claimed: false; readonly holder?: Allocation; readonly window?: HeldWindow };
 
 export interface ClaimOptions {
   /** Also move this node's round-robin cursor of the range set with this key (rangeSetKey) to the address. */
   readonly cursorKey?: string;
+  /** If the claim is lost, also read this (as heldBetween), in the same request where the store can. */
+  readonly readOnLoss?: HeldRead;
 }
 
-/** What an ADD reads before it claims anything. */
+/** The arguments of NetworkStore.heldBetween. */
+export interface HeldRead {
+  readonly family: 4 | 6;
+  readonly from: bigint;
+  readonly to: bigint;
+  readonly limit: number;
+}
+
 /** See NetworkStore.heldBetween. */
 export interface HeldWindow {
   readonly held: readonly IP[];
@@ -66,6 +78,7 @@ export interface HeldWindow {
   readonly through: bigint;
 }
 
+/** What an ADD reads before it claims anything. */
 export interface AddSnapshot {
   /** What the owner holds already (a retried ADD). */
   readonly held: readonly Allocation[];
@@ -79,6 +92,12 @@ export interface NetworkStore {
   readonly network: string;
   /** True when many nodes share the pool (etcd): nodes then start their scans at different points. */
   readonly shared: boolean;
+  /**
+   * True when a lost claim costs no more than a read (etcd: one transaction either way): the allocator
+   * then claims its first candidate before reading what is held. False for the file store, where a
+   * claim writes and fsyncs a record.
+   */
+  readonly claimBeforeRead: boolean;
   /** Takes `ip` for `record` if nobody holds it, atomically. A lost race is `claimed: false`, not an error. */
   claim(ip: IP, record: Allocation, opts?: ClaimOptions): Promise<ClaimOutcome>;
   /**

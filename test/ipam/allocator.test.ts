@@ -8,7 +8,7 @@ import { PoolExhaustedError } from "../../src/ipam/errors.ts";
 import type { Allocation, ClaimOptions, ClaimOutcome, HeldWindow, NetworkStore } from "../../src/store/store.ts";
 
 /** The part of NetworkStore that freeAddresses and allocateDynamic use. */
-type ScanStore = Pick<NetworkStore, "network" | "shared" | "heldBetween" | "countHeldBlocks" | "cursor" | "claim">;
+type ScanStore = Pick<NetworkStore, "network" | "shared" | "claimBeforeRead" | "heldBetween" | "countHeldBlocks" | "cursor" | "claim">;
 
 /**
  * An in-memory store of that part. `racers` are addresses another node claims between our scan and
@@ -18,6 +18,10 @@ class FakeStore implements ScanStore {
   readonly network = "net";
   /** Shared by several nodes (etcd): a node without a cursor starts at a point of its own. */
   shared = false;
+  /** As etcd: claim the first candidate before reading; a lost claim answers its readOnLoss. */
+  claimBeforeRead = false;
+  /** The readOnLoss answered by lost claims. */
+  readonly readsOnLoss: { from: bigint; to: bigint }[] = [];
   readonly held = new Map<string, Allocation>();
   readonly racers = new Map<string, Allocation>();
   readonly cursors = new Map<string, IP>();
@@ -71,7 +75,16 @@ class FakeStore implements ScanStore {
       this.held.set(key, racer);
     }
     const holder = this.held.get(key);
-    if (holder) return Promise.resolve({ claimed: false, holder });
+    if (holder) {
+      const lost = opts?.readOnLoss;
+      if (!lost) return Promise.resolve({ claimed: false, holder });
+      this.readsOnLoss.push({ from: lost.from, to: lost.to });
+      const reads = this.reads.length;
+      return this.heldBetween(lost.family, lost.from, lost.to, lost.limit).then((window) => {
+        this.reads.length = reads; // answered by the claim, not a read of its own
+        return { claimed: false as const, holder, window };
+      });
+    }
     this.held.set(key, rec);
     if (opts?.cursorKey) {
       this.cursorKeys.push(opts.cursorKey);
@@ -263,6 +276,52 @@ describe("allocateDynamic", () => {
     const { allocation } = await allocate(store, pool([{ subnet: "10.0.0.0/28" }]), rec, () => 0.3); // jump 2
     expect(allocation.ip).toBe("10.0.0.5");
     expect(allocation.conflicts).toBe(1);
+  });
+
+  describe("a store where a lost claim costs no more than a read (etcd)", () => {
+    test("claims the address after the cursor without reading first", async () => {
+      const store = new FakeStore([], { node: "node-a", ip: "10.0.0.4" });
+      store.claimBeforeRead = true;
+      const { allocation } = await allocate(store, pool([{ subnet: "10.0.0.0/28" }]), rec);
+      expect(allocation.ip).toBe("10.0.0.5");
+      expect(store.reads).toEqual([]);
+      expect(allocation.conflicts).toBeUndefined();
+    });
+
+    test("the first guess skips excluded addresses and the gateway", async () => {
+      const store = new FakeStore([], { node: "node-a", ip: "10.0.0.14" });
+      store.claimBeforeRead = true;
+      const p = pool([{ subnet: "10.0.0.0/28" }], ["10.0.0.2-10.0.0.4"]);
+      // .14 ends the range: wrap to .1 (the gateway), then .2-.4 are excluded.
+      expect((await allocate(store, p, rec)).allocation.ip).toBe("10.0.0.5");
+      expect(store.reads).toEqual([]);
+    });
+
+    test("a lost guess brings the window it needs: no read of its own, then the next free address", async () => {
+      const store = new FakeStore(["10.0.0.6"], { node: "node-a", ip: "10.0.0.4" });
+      store.claimBeforeRead = true;
+      store.racers.set("10.0.0.5", record("10.0.0.5", "other"));
+      const { allocation } = await allocate(store, pool([{ subnet: "10.0.0.0/28" }]), rec, () => 0); // no jump
+      expect(allocation.ip).toBe("10.0.0.7");
+      expect(allocation.conflicts).toBe(1);
+      expect(store.readsOnLoss.map((r) => formatIP({ family: 4, value: r.from }))).toEqual(["10.0.0.5"]);
+      expect(store.reads).toEqual([]);
+    });
+
+    test("a lost guess is followed by a jump, as any lost race", async () => {
+      const store = new FakeStore([], { node: "node-a", ip: "10.0.0.4" });
+      store.claimBeforeRead = true;
+      store.racers.set("10.0.0.5", record("10.0.0.5", "other"));
+      const { allocation } = await allocate(store, pool([{ subnet: "10.0.0.0/28" }]), rec, () => 0.3); // jump 2
+      expect(allocation.ip).toBe("10.0.0.8");
+    });
+
+    test("a full pool still ends in PoolExhaustedError", async () => {
+      const held = ["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5", "10.0.0.6"];
+      const store = new FakeStore(held, { node: "node-a", ip: "10.0.0.3" });
+      store.claimBeforeRead = true;
+      await expect(allocate(store, pool([{ subnet: "10.0.0.0/29" }]), rec)).rejects.toBeInstanceOf(PoolExhaustedError);
+    });
   });
 
   test("a jump never hides the last free addresses of the pool", async () => {

@@ -5,9 +5,10 @@
 import type { EtcdStoreConfig } from "../../config/store_config.ts";
 import { type IP, ipFromHex, ipToHex, tryParseIP } from "../../ip/address.ts";
 import { decodeRecord, decodeReservation, encodeRecord } from "../record.ts";
-import type { AddSnapshot, Allocation, ClaimOptions, ClaimOutcome, ElectionOptions, HeldWindow, Leadership, NetworkStore, Owner, Reservation, Store,
+import type { AddSnapshot, Allocation, ClaimOptions, ClaimOutcome, ElectionOptions, HeldRead, HeldWindow, Leadership, NetworkStore, Owner, Reservation, Store,
   StoreChange } from "../store.ts";
-import { createRevision, del, EtcdClient, get, type KeyValue, modRevision, prefixEnd, put, type Txn, type TxnOp, value } from "./client.ts";
+import { createRevision, del, EtcdClient, get, type KeyValue, modRevision, prefixEnd, put, type RangeOptions, type Txn, type TxnOp,
+  value } from "./client.ts";
 import { NetworkKeys, networksPrefix, reservationKey } from "./keys.ts";
 import { EtcdLeaderElection } from "./leader.ts";
 
@@ -33,6 +34,7 @@ function decodeAll(kvs: readonly KeyValue[]): Allocation[] {
 
 class EtcdNetworkStore implements NetworkStore {
   readonly shared = true;
+  readonly claimBeforeRead = true;
   readonly #etcd: EtcdClient;
   readonly #keys: NetworkKeys;
   readonly #prefix: string;
@@ -96,23 +98,32 @@ class EtcdNetworkStore implements NetworkStore {
     const key = this.#keys.ip(ip);
     const writes = this.#holderWrites(ip, record);
     if (opts?.cursorKey) writes.push(put(this.#keys.cursor(record.node, opts.cursorKey), ipToHex(ip)));
+    const lost = opts?.readOnLoss;
     const r = await this.#etcd.txn()
       .if(createRevision(key), "==", 0n)
       .then(...writes)
-      .else(get(key))
+      .else(get(key), ...(lost ? [get(...this.#heldRange(lost))] : []))
       .commit();
     if (r.succeeded) return { claimed: true };
-    const held = r.responses[0];
-    const kv = held?.kind === "range" ? held.kvs[0] : undefined;
-    return { claimed: false, holder: kv ? decodeKv(kv) : undefined };
+    const [held, window] = r.responses.map((x) => (x.kind === "range" ? x.kvs : []));
+    const kv = held?.[0];
+    return { claimed: false, holder: kv ? decodeKv(kv) : undefined, window: lost && window ? this.#heldWindow(window, lost) : undefined };
+  }
+
+  /** The keys-only range read behind heldBetween. */
+  #heldRange({ family, from, to, limit }: HeldRead): [string, RangeOptions] {
+    const end = `${this.#keys.ip({ family, value: to })}\u0000`;
+    return [this.#keys.ip({ family, value: from }), { end, limit, keysOnly: true }];
+  }
+
+  #heldWindow(kvs: readonly KeyValue[], { to, limit }: HeldRead): HeldWindow {
+    const held = kvs.map((kv) => this.#keys.ipOf(kv.key)).filter((ip): ip is IP => ip !== undefined);
+    return { held, through: kvs.length >= limit && held.length > 0 ? held[held.length - 1]!.value : to };
   }
 
   async heldBetween(family: 4 | 6, from: bigint, to: bigint, limit: number): Promise<HeldWindow> {
-    const start = this.#keys.ip({ family, value: from });
-    const end = `${this.#keys.ip({ family, value: to })}\u0000`;
-    const { kvs } = await this.#etcd.range(start, { end, limit, keysOnly: true });
-    const held = kvs.map((kv) => this.#keys.ipOf(kv.key)).filter((ip): ip is IP => ip !== undefined);
-    return { held, through: kvs.length >= limit && held.length > 0 ? held[held.length - 1]!.value : to };
+    const read: HeldRead = { family, from, to, limit };
+    return this.#heldWindow((await this.#etcd.range(...this.#heldRange(read))).kvs, read);
   }
 
   /** One transaction of count-only range reads, one per block. */

@@ -23,6 +23,7 @@ export interface ReservationSource {
 
 export class FileNetworkStore implements NetworkStore {
   readonly shared = false;
+  readonly claimBeforeRead = false;
   readonly #store: ReservationSource;
   readonly #dir: string;
   readonly #ips: string;
