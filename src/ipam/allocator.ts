@@ -142,15 +142,14 @@ export async function allocateDynamic(
   const cursorKey = rangeSetKey(pool.set);
   let conflicts = 0;
 
-  /** The allocation if `ip` is now the owner's; undefined (a conflict counted) when someone else holds it. */
+  /** `won` when `ip` is now the owner's, else what the store said of the holder. */
   async function claim(ip: IP, range: Range, readOnLoss?: HeldRead) {
     const allocation: Allocation = { ...record, ip: formatIP(ip), ...(conflicts ? { conflicts } : {}) };
     const outcome = await store.claim(ip, allocation, { cursorKey, readOnLoss });
     // A retried write may find its own earlier claim: that is ours, not a conflict.
     if (outcome.claimed) return { won: { allocation, range } };
     if (outcome.holder && sameOwner(outcome.holder, record)) return { won: { allocation: outcome.holder, range } };
-    conflicts++;
-    return { window: outcome.window };
+    return { lost: outcome };
   }
 
   // Where a lost claim costs no more than a read (etcd: one transaction either way), the first
@@ -164,7 +163,11 @@ export async function allocateDynamic(
   if (seg && guess !== undefined) {
     const r = await claim({ family, value: guess }, seg.range, { family, from: seg.from, to: seg.to, limit: WINDOW });
     if (r.won) return r.won;
-    first = r.window;
+    first = r.lost.window;
+    // Lost to a claim made since this ADD began: a race, like those below. Lost to an older holder: a
+    // guess that missed, neither a conflict nor a reason to jump.
+    const holder = r.lost.holder;
+    if (!holder || holder.allocatedAt >= record.allocatedAt) conflicts++;
   }
 
   // A second pass without jumps makes sure a jump never skips the last free addresses of a pool.
@@ -184,6 +187,7 @@ export async function allocateDynamic(
       }
       const r = await claim(ip, range);
       if (r.won) return r.won;
+      conflicts++;
       skip = jump();
     }
     first = undefined;

@@ -308,7 +308,16 @@ describe("allocateDynamic", () => {
       expect(store.reads).toEqual([]);
     });
 
-    test("a lost guess is followed by a jump, as any lost race", async () => {
+    test("a guess lost to an older holder is no conflict and no reason to jump", async () => {
+      const store = new FakeStore(["10.0.0.5"], { node: "node-a", ip: "10.0.0.4" }); // held since 2024-01-01
+      store.claimBeforeRead = true;
+      const later = { ...rec, allocatedAt: "2024-06-01T00:00:00.000Z" };
+      const { allocation } = await allocate(store, pool([{ subnet: "10.0.0.0/28" }]), later, () => 0.99);
+      expect(allocation.ip).toBe("10.0.0.6");
+      expect(allocation.conflicts).toBeUndefined();
+    });
+
+    test("a guess lost to a claim made since the ADD began is a race: a conflict and a jump", async () => {
       const store = new FakeStore([], { node: "node-a", ip: "10.0.0.4" });
       store.claimBeforeRead = true;
       store.racers.set("10.0.0.5", record("10.0.0.5", "other"));
