@@ -1,7 +1,7 @@
 // Kubernetes-aware addresses on real etcd, with the HTTPS stand-in for the Kubernetes API: fixed IPs
 // from annotations, sticky StatefulSet IPs, reserved IPs.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { writeFileSync } from "node:fs";
+import { readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { makeTestPki, type TestPki } from "../support/certs.ts";
 import { type EtcdServer, startEtcd } from "../support/etcd.ts";
@@ -282,6 +282,27 @@ describe("sticky StatefulSet addresses", () => {
     expect((await add(fileConf, "c-third", "third-kv")).json.code).toBe(100);
     api.setPod(makePod({ name: "kv-0", ownerStatefulSet: sts }));
     expect((await add(fileConf, "c-kv0-b", "kv-0")).json.ips[0].address).toBe(first);
+  });
+
+  test("the embedded store: a takeover moves the owner index, so only the new container's DEL parks the address", async () => {
+    const conf = netConf({ rangeStart: "10.188.5.10", rangeEnd: "10.188.5.20" });
+    const { etcdConfig: _e, ...ipam } = conf.ipam;
+    const fileConf = { ...conf, ipam: { ...ipam, dataDir: join(dir.path, `file-takeover-${conf.name}`) } };
+    const sts = makeStatefulSet({ name: "fs" });
+    api.setPod(makePod({ name: "fs-0", ownerStatefulSet: sts }));
+    const first = (await add(fileConf, "c-fs0-a", "fs-0")).json.ips[0].address;
+    api.setPod(makePod({ name: "fs-0", ownerStatefulSet: sts })); // new UID: the old pod is gone, its DEL never ran
+    expect((await add(fileConf, "c-fs0-b", "fs-0")).json.ips[0].address).toBe(first);
+    expect((await ls(fileConf)).map((a) => a.containerID)).toEqual(["c-fs0-b"]);
+    const owners = () => readdirSync(join(fileConf.ipam.dataDir, fileConf.name, "owners"));
+    expect(owners()).toEqual(["c-fs0-b:eth0:0abc050a"]);
+    // The old container's late DEL holds nothing any more and changes nothing.
+    expect((await del(fileConf, "c-fs0-a", "fs-0")).exitCode).toBe(0);
+    expect(owners()).toEqual(["c-fs0-b:eth0:0abc050a"]);
+    // The new one's DEL parks the address: kept for the pod's name, held by no container.
+    expect((await del(fileConf, "c-fs0-b", "fs-0")).exitCode).toBe(0);
+    expect(owners()).toEqual([]);
+    expect((await ls(fileConf)).map((a) => [a.ip, a.podName, a.kind])).toEqual([[first.split("/")[0], "fs-0", "sticky"]]);
   });
 
   test("the CNI GC verb parks a sticky address the runtime no longer lists instead of releasing it", async () => {
