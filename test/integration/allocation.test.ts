@@ -305,6 +305,22 @@ describe("requested addresses", () => {
   });
 });
 
+describe("a dense pool on the embedded store", () => {
+  test("a run of a thousand held addresses is crossed to the one free address after it", async () => {
+    const conf = net({ subnet: "10.10.0.0/22" }); // .0.1 is the gateway: .0.2 to .3.254 are handed out
+    const ips = join(dir.path, "data", "testnet", "ips");
+    mkdirSync(ips, { recursive: true });
+    const gap = 0x0a0a0000 + 2 * 256 + 77; // 10.10.2.77
+    for (let v = 0x0a0a0002; v <= 0x0a0a03fe; v++) {
+      if (v !== gap) writeFileSync(join(ips, v.toString(16).padStart(8, "0")), "{}");
+    }
+    writeFileSync(join(ips, "fd000000000000000000000000000001"), "{}"); // another family's claim counts for nothing here
+    expect(await add(conf, { containerID: "late" })).toEqual(["10.10.2.77"]);
+    const full = await runPlugin(conf, { command: "ADD", containerID: "later" });
+    expect(full.json.code).toBe(100);
+  });
+});
+
 describe("range sets", () => {
   test("runtimeConfig.ipRanges alone", async () => {
     const conf = net({ subnet: undefined }, {
