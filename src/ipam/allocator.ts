@@ -7,7 +7,7 @@ import type { IntervalSet } from "../ip/interval_set.ts";
 import { isInfrastructure, type Range } from "../ip/range.ts";
 import { roundRobinSegments, type Segment } from "../ip/range_iter.ts";
 import { formatRangeSet, type RangeSet, rangeSetFamily, rangeSetKey } from "../ip/range_set.ts";
-import { type Allocation, type HeldRead, type HeldWindow, type NetworkStore, sameOwner } from "../store/store.ts";
+import { type Allocation, type CountRead, type HeldRead, type HeldWindow, type NetworkStore, sameOwner } from "../store/store.ts";
 import type { IpamConfig } from "../config/ipam_config.ts";
 import { PoolExhaustedError } from "./errors.ts";
 import { NO_RESERVATIONS, type ReservedAddresses } from "./reservations.ts";
@@ -28,8 +28,8 @@ const BLOCKS = 16;
  * times larger, and a block with a gap is split into 16 smaller ones, down to one window. A dense run
  * of n addresses so costs about log16(n) requests. Returns `to + 1` when every address up to `to` is held.
  */
-async function firstGap(store: NetworkStore, family: 4 | 6, from: bigint, to: bigint, block: bigint): Promise<bigint> {
-  const counts = await store.countHeldBlocks(family, from, to, block, BLOCKS);
+async function firstGap(store: NetworkStore, family: 4 | 6, from: bigint, to: bigint, block: bigint, known?: readonly number[]): Promise<bigint> {
+  const counts = known ?? await store.countHeldBlocks(family, from, to, block, BLOCKS);
   for (let i = 0; i < counts.length; i++) {
     const a = from + BigInt(i) * block;
     const b = a + block - 1n < to ? a + block - 1n : to;
@@ -69,17 +69,25 @@ function nextAllowed(pool: Pool, seg: Segment, family: 4 | 6, c: bigint): bigint
   return undefined;
 }
 
+/** What the caller of freeAddresses already read of the first segment's start. */
+export interface FirstReads {
+  readonly window: HeldWindow;
+  /** countHeldBlocks of the blocks of WINDOW addresses after `from`, for a window found full. */
+  readonly counts?: { readonly from: bigint; readonly counts: readonly number[] };
+}
+
 /**
  * Free addresses of the pool in round-robin order after the cursor, read lazily from the store.
- * `first` is the store's answer for the start of the first segment, when the caller already has it.
+ * `first` is what the caller already read of the first segment's start.
  */
-export async function* freeAddresses(store: NetworkStore, pool: Pool, cursor: IP | undefined, first?: HeldWindow): AsyncGenerator<{ ip: IP; range: Range }> {
+export async function* freeAddresses(store: NetworkStore, pool: Pool, cursor: IP | undefined, first?: FirstReads): AsyncGenerator<{ ip: IP; range: Range }> {
   const family = rangeSetFamily(pool.set);
   let known = first;
   for (const seg of roundRobinSegments(pool.set, cursor)) {
     let from = seg.from;
     while (from <= seg.to) {
-      const { held, through } = known ?? await store.heldBetween(family, from, seg.to, WINDOW);
+      const { held, through } = known?.window ?? await store.heldBetween(family, from, seg.to, WINDOW);
+      const counts = known?.counts;
       known = undefined;
       let h = 0;
       let c = from;
@@ -98,7 +106,7 @@ export async function* freeAddresses(store: NetworkStore, pool: Pool, cursor: IP
       const last = held[held.length - 1]?.value;
       const full = last === through && last - held[0]!.value === BigInt(held.length - 1);
       from = c > through ? c : through + 1n;
-      if (full && from <= seg.to) from = await firstGap(store, family, from, seg.to, WINDOW_N);
+      if (full && from <= seg.to) from = await firstGap(store, family, from, seg.to, WINDOW_N, counts?.from === from ? counts.counts : undefined);
     }
   }
 }
@@ -143,9 +151,9 @@ export async function allocateDynamic(
   let conflicts = 0;
 
   /** `won` when `ip` is now the owner's, else what the store said of the holder. */
-  async function claim(ip: IP, range: Range, readOnLoss?: HeldRead) {
+  async function claim(ip: IP, range: Range, readOnLoss?: HeldRead, countOnLoss?: CountRead) {
     const allocation: Allocation = { ...record, ip: formatIP(ip), ...(conflicts ? { conflicts } : {}) };
-    const outcome = await store.claim(ip, allocation, { cursorKey, readOnLoss });
+    const outcome = await store.claim(ip, allocation, { cursorKey, readOnLoss, countOnLoss });
     // A retried write may find its own earlier claim: that is ours, not a conflict.
     if (outcome.claimed) return { won: { allocation, range } };
     if (outcome.holder && sameOwner(outcome.holder, record)) return { won: { allocation: outcome.holder, range } };
@@ -153,17 +161,21 @@ export async function allocateDynamic(
   }
 
   // Where a lost claim costs no more than a read (etcd: one transaction either way), the first
-  // candidate is claimed before anything is read, with the read done by the same transaction only if
-  // the claim is lost. In round-robin order the address after the cursor is usually free, so an ADD
-  // saves a round trip.
-  let first: HeldWindow | undefined;
+  // candidate is claimed before anything is read, with the reads done by the same transaction only if
+  // the claim is lost: the first window, and the counts that would follow if that window is all held
+  // (a guess lost in a full part of the pool then costs no extra round trip). In round-robin order the
+  // address after the cursor is usually free, so an ADD saves a round trip.
+  let first: FirstReads | undefined;
   const family = rangeSetFamily(pool.set);
   const seg = store.claimBeforeRead ? roundRobinSegments(pool.set, cursor)[0] : undefined;
   const guess = seg && nextAllowed(pool, seg, family, seg.from);
   if (seg && guess !== undefined) {
-    const r = await claim({ family, value: guess }, seg.range, { family, from: seg.from, to: seg.to, limit: WINDOW });
+    const countsFrom = seg.from + WINDOW_N;
+    const r = await claim({ family, value: guess }, seg.range, { family, from: seg.from, to: seg.to, limit: WINDOW },
+      countsFrom <= seg.to ? { family, from: countsFrom, to: seg.to, size: WINDOW_N, blocks: BLOCKS } : undefined);
     if (r.won) return r.won;
-    first = r.lost.window;
+    const { window, counts } = r.lost;
+    first = window && { window, counts: counts && { from: countsFrom, counts } };
     // Lost to a claim made since this ADD began: a race, like those below. Lost to an older holder: a
     // guess that missed, neither a conflict nor a reason to jump.
     const holder = r.lost.holder;

@@ -51,16 +51,27 @@ export interface Reservation {
 export type ClaimOutcome =
   | { readonly claimed: true }
   /**
-   * Someone holds it; `holder` is their record when it could be read, and `window` the answer to
-   * ClaimOptions.readOnLoss when it was asked for.
+   * Someone holds it; `holder` is their record when it could be read, `window` and `counts` the
+   * answers to ClaimOptions.readOnLoss and countOnLoss when they were asked for.
    */
-  | { readonly claimed: false; readonly holder?: Allocation; readonly window?: HeldWindow };
+  | { readonly claimed: false; readonly holder?: Allocation; readonly window?: HeldWindow; readonly counts?: readonly number[] };
 
 export interface ClaimOptions {
   /** Also move this node's round-robin cursor of the range set with this key (rangeSetKey) to the address. */
   readonly cursorKey?: string;
   /** If the claim is lost, also read this (as heldBetween), in the same request where the store can. */
   readonly readOnLoss?: HeldRead;
+  /** If the claim is lost, also count these blocks (as countHeldBlocks), in the same request where the store can. */
+  readonly countOnLoss?: CountRead;
+}
+
+/** The arguments of NetworkStore.countHeldBlocks. */
+export interface CountRead {
+  readonly family: 4 | 6;
+  readonly from: bigint;
+  readonly to: bigint;
+  readonly size: bigint;
+  readonly blocks: number;
 }
 
 /** The arguments of NetworkStore.heldBetween. */

@@ -80,9 +80,16 @@ class FakeStore implements ScanStore {
       if (!lost) return Promise.resolve({ claimed: false, holder });
       this.readsOnLoss.push({ from: lost.from, to: lost.to });
       const reads = this.reads.length;
-      return this.heldBetween(lost.family, lost.from, lost.to, lost.limit).then((window) => {
-        this.reads.length = reads; // answered by the claim, not a read of its own
-        return { claimed: false as const, holder, window };
+      const counted = this.counts.length;
+      const c = opts?.countOnLoss;
+      return Promise.all([
+        this.heldBetween(lost.family, lost.from, lost.to, lost.limit),
+        c ? this.countHeldBlocks(c.family, c.from, c.to, c.size, c.blocks) : undefined,
+      ]).then(([window, counts]) => {
+        // answered by the claim, not by reads of their own
+        this.reads.length = reads;
+        this.counts.length = counted;
+        return { claimed: false as const, holder, window, counts };
       });
     }
     this.held.set(key, rec);
@@ -323,6 +330,18 @@ describe("allocateDynamic", () => {
       store.racers.set("10.0.0.5", record("10.0.0.5", "other"));
       const { allocation } = await allocate(store, pool([{ subnet: "10.0.0.0/28" }]), rec, () => 0.3); // jump 2
       expect(allocation.ip).toBe("10.0.0.8");
+    });
+
+    test("a guess lost in a dense run brings the counts too: the gap is found without a count request of its own", async () => {
+      // .2 to .199 held after the cursor .1; the first window (64 keys) is all held.
+      const held: string[] = [];
+      for (let i = 2; i < 200; i++) held.push(`10.0.0.${i}`);
+      const store = new FakeStore(held, { node: "node-a", ip: "10.0.0.1" });
+      store.claimBeforeRead = true;
+      const { allocation } = await allocate(store, pool([{ subnet: "10.0.0.0/24" }]), { ...rec, allocatedAt: "2024-06-01T00:00:00.000Z" });
+      expect(allocation.ip).toBe("10.0.0.200");
+      expect(store.counts).toEqual([]);
+      expect(store.reads.length).toBe(1); // the window at the gap, then the claim
     });
 
     test("a full pool still ends in PoolExhaustedError", async () => {

@@ -5,7 +5,7 @@
 import type { EtcdStoreConfig } from "../../config/store_config.ts";
 import { type IP, ipFromHex, ipToHex, tryParseIP } from "../../ip/address.ts";
 import { decodeRecord, decodeReservation, encodeRecord } from "../record.ts";
-import type { AddSnapshot, Allocation, ClaimOptions, ClaimOutcome, ElectionOptions, HeldRead, HeldWindow, Leadership, NetworkStore, Owner, Reservation, Store,
+import type { AddSnapshot, Allocation, ClaimOptions, ClaimOutcome, CountRead, ElectionOptions, HeldRead, HeldWindow, Leadership, NetworkStore, Owner, Reservation, Store,
   StoreChange } from "../store.ts";
 import { createRevision, del, EtcdClient, get, type KeyValue, modRevision, prefixEnd, put, type RangeOptions, type Txn, type TxnOp,
   value } from "./client.ts";
@@ -98,16 +98,22 @@ class EtcdNetworkStore implements NetworkStore {
     const key = this.#keys.ip(ip);
     const writes = this.#holderWrites(ip, record);
     if (opts?.cursorKey) writes.push(put(this.#keys.cursor(record.node, opts.cursorKey), ipToHex(ip)));
-    const lost = opts?.readOnLoss;
+    const { readOnLoss: window, countOnLoss: counts } = opts ?? {};
     const r = await this.#etcd.txn()
       .if(createRevision(key), "==", 0n)
       .then(...writes)
-      .else(get(key), ...(lost ? [get(...this.#heldRange(lost))] : []))
+      .else(get(key), ...(window ? [get(...this.#heldRange(window))] : []), ...(counts ? this.#countReads(counts) : []))
       .commit();
     if (r.succeeded) return { claimed: true };
-    const [held, window] = r.responses.map((x) => (x.kind === "range" ? x.kvs : []));
-    const kv = held?.[0];
-    return { claimed: false, holder: kv ? decodeKv(kv) : undefined, window: lost && window ? this.#heldWindow(window, lost) : undefined };
+    const [held, ...reads] = r.responses;
+    const kv = held?.kind === "range" ? held.kvs[0] : undefined;
+    const windowRead = window ? reads.shift() : undefined;
+    return {
+      claimed: false,
+      holder: kv ? decodeKv(kv) : undefined,
+      window: window && windowRead?.kind === "range" ? this.#heldWindow(windowRead.kvs, window) : undefined,
+      counts: counts ? reads.map((x) => (x.kind === "range" ? x.count : 0)) : undefined,
+    };
   }
 
   /** The keys-only range read behind heldBetween. */
@@ -128,13 +134,17 @@ class EtcdNetworkStore implements NetworkStore {
 
   /** One transaction of count-only range reads, one per block. */
   async countHeldBlocks(family: 4 | 6, from: bigint, to: bigint, size: bigint, blocks: number): Promise<number[]> {
+    const r = await this.#etcd.txn().then(...this.#countReads({ family, from, to, size, blocks })).commit();
+    return r.responses.map((x) => (x.kind === "range" ? x.count : 0));
+  }
+
+  #countReads({ family, from, to, size, blocks }: CountRead): TxnOp[] {
     const reads: TxnOp[] = [];
     for (let a = from, i = 0; a <= to && i < blocks; a += size, i++) {
       const b = a + size - 1n < to ? a + size - 1n : to;
       reads.push(get(this.#keys.ip({ family, value: a }), { end: `${this.#keys.ip({ family, value: b })}\u0000`, countOnly: true }));
     }
-    const r = await this.#etcd.txn().then(...reads).commit();
-    return r.responses.map((x) => (x.kind === "range" ? x.count : 0));
+    return reads;
   }
 
   async #ownerEntries(owner: Owner): Promise<KeyValue[]> {
