@@ -91,6 +91,7 @@ export async function* freeAddresses(store: NetworkStore, pool: Pool, cursor: IP
       known = undefined;
       let h = 0;
       let c = from;
+      let found = false;
       for (;;) {
         const next = nextAllowed(pool, seg, family, c);
         if (next === undefined || next > through) {
@@ -99,12 +100,14 @@ export async function* freeAddresses(store: NetworkStore, pool: Pool, cursor: IP
         }
         c = next;
         while (h < held.length && held[h]!.value < c) h++;
-        if (!(h < held.length && held[h]!.value === c)) yield { ip: { family, value: c }, range: seg.range };
+        if (!(h < held.length && held[h]!.value === c)) {
+          found = true;
+          yield { ip: { family, value: c }, range: seg.range };
+        }
         c++;
       }
-      // The answer was cut short inside a run of held addresses: a dense run, crossed with counts.
-      const last = held[held.length - 1]?.value;
-      const full = last === through && last - held[0]!.value === BigInt(held.length - 1);
+      // Every address the answer covers that could be handed out is held: a dense run, crossed with counts.
+      const full = held.length > 0 && !found;
       from = c > through ? c : through + 1n;
       if (full && from <= seg.to) from = await firstGap(store, family, from, seg.to, WINDOW_N, counts?.from === from ? counts.counts : undefined);
     }

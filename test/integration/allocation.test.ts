@@ -1,7 +1,7 @@
 // Allocation semantics through the real binary on the embedded store: round-robin, the addresses
 // never handed out, exhaustion, idempotent ADD/DEL, requested addresses, range sets and networks.
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, utimesSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { type CniCall, type CniReply, fileNetConf, listAllocations, runPlugin, tempDir } from "../support/plugin.ts";
 
@@ -318,6 +318,33 @@ describe("a dense pool on the embedded store", () => {
     expect(await add(conf, { containerID: "late" })).toEqual(["10.10.2.77"]);
     const full = await runPlugin(conf, { command: "ADD", containerID: "later" });
     expect(full.json.code).toBe(100);
+  });
+});
+
+describe("overlapping attempts of one owner on the embedded store", () => {
+  test("an ADD never replaces the young owner entry of another attempt of the same container", async () => {
+    const conf = net({ subnet: "10.10.0.0/28" });
+    const owners = join(dir.path, "data", "testnet", "owners");
+    mkdirSync(owners, { recursive: true });
+    // An attempt of container "x" under way (or killed a moment ago): its entry for .2, not yet linked.
+    const live = join(owners, "x:eth0:0a0a0002");
+    writeFileSync(live, '{"ip":"10.10.');
+    const [ip] = await add(conf, { containerID: "x" });
+    expect(ip).not.toBe("10.10.0.2");
+    expect(readFileSync(live, "utf8")).toBe('{"ip":"10.10.');
+    expect(await held(conf)).toEqual([`${ip} x/eth0`]);
+  });
+
+  test("an owner entry old enough to be debris is replaced by its owner's next ADD", async () => {
+    const conf = net({ subnet: "10.10.0.0/28" });
+    const owners = join(dir.path, "data", "testnet", "owners");
+    mkdirSync(owners, { recursive: true });
+    const stale = join(owners, "y:eth0:0a0a0002");
+    writeFileSync(stale, "");
+    const old = new Date(Date.now() - 120_000);
+    utimesSync(stale, old, old);
+    expect(await add(conf, { containerID: "y" })).toEqual(["10.10.0.2"]);
+    expect(await held(conf)).toEqual(["10.10.0.2 y/eth0"]);
   });
 });
 

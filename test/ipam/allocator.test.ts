@@ -218,6 +218,16 @@ describe("freeAddresses", () => {
     expect(store.counts).toEqual([]);
   });
 
+  test("a store that probes: a window with free addresses in it is no dense run, whatever its last address", async () => {
+    const store = new FakeStore(["10.0.0.9"]);
+    store.probe = 8n;
+    const p = pool([{ subnet: "10.0.0.0/24" }]);
+    expect(await free(store, p, "10.0.0.1", 10)).toEqual(
+      ["10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5", "10.0.0.6", "10.0.0.7", "10.0.0.8", "10.0.0.10", "10.0.0.11", "10.0.0.12"],
+    );
+    expect(store.counts).toEqual([]);
+  });
+
   test("a store that probes: a dense run is crossed with counts, not probed address by address", async () => {
     const held: string[] = [];
     for (let i = 2n; i < 1102n; i++) held.push(formatIP({ family: 4, value: 0x0a000000n + i }));

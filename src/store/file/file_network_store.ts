@@ -1,5 +1,5 @@
 // One network's pool in the embedded store (layout and protocol: file_store.ts, docs/file-store.md).
-import { closeSync, constants, existsSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync,
+import { closeSync, constants, existsSync, ftruncateSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync,
   writeSync } from "node:fs";
 import { joinPath } from "../../lib/path.ts";
 import { type IP, ipFromHex, ipToHex, tryParseIP } from "../../ip/address.ts";
@@ -92,8 +92,11 @@ export class FileNetworkStore implements NetworkStore {
     try {
       // The record is written as the owner entry, then linked to ips/<hex>: the claim.
       if (!writeNew(ownerEntry, text)) {
-        // The owner already holds this address, or an earlier attempt of theirs never completed.
+        // The owner already holds this address, or another attempt of theirs is under way (a runtime's
+        // retry overlapping a slow first ADD) or was killed. Only an entry old enough to be debris is
+        // replaced: replacing a live attempt's entry would let it publish this one's half-written record.
         if (inode(ipPath) === inode(ownerEntry)) return Promise.resolve({ claimed: false, holder: readRecord(ipPath) });
+        if (!this.#isDebris(ownerEntry)) return Promise.resolve({ claimed: false });
         unlinkSync(ownerEntry);
         if (!writeNew(ownerEntry, text)) throw new Error(`"${ownerEntry}" was created again while being replaced`);
       }
@@ -116,10 +119,13 @@ export class FileNetworkStore implements NetworkStore {
   }
 
   // Rewritten in place, not through tmp/ and a rename: a cursor is only a hint, so it needs no new
-  // inode per ADD. A reader that meets it empty or torn just starts from the first address.
+  // inode per ADD. Overwritten, then cut to length, never truncated first: every cursor of one file has
+  // the same width, so a concurrent reader never finds it empty (O_TRUNC left it empty to 79% of the
+  // reads of a tight loop, sending those scans back to the start of the range). A reader that meets a
+  // garbled cursor just starts from the first address.
   #writeCursor(node: string, rangeSetKey: string, hex: string): void {
     const path = this.#cursorPath(node, rangeSetKey);
-    const open = () => openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, 0o644);
+    const open = () => openSync(path, constants.O_WRONLY | constants.O_CREAT, 0o644);
     try {
       let fd: number;
       try {
@@ -131,6 +137,7 @@ export class FileNetworkStore implements NetworkStore {
       }
       try {
         writeSync(fd, hex, 0);
+        ftruncateSync(fd, hex.length); // only a longer, damaged cursor is cut
       } finally {
         closeSync(fd);
       }
