@@ -322,10 +322,15 @@ describe("a dense pool on the embedded store", () => {
 });
 
 describe("overlapping attempts of one owner on the embedded store", () => {
-  test("an ADD never replaces the young owner entry of another attempt of the same container", async () => {
-    const conf = net({ subnet: "10.10.0.0/28" });
+  /** A /28 network, with its owners/ directory ready for entries made by hand. */
+  function withOwnersDir() {
     const owners = join(dir.path, "data", "testnet", "owners");
     mkdirSync(owners, { recursive: true });
+    return { conf: net({ subnet: "10.10.0.0/28" }), owners };
+  }
+
+  test("an ADD never replaces the young owner entry of another attempt of the same container", async () => {
+    const { conf, owners } = withOwnersDir();
     // An attempt of container "x" under way (or killed a moment ago): its entry for .2, not yet linked.
     const live = join(owners, "x:eth0:0a0a0002");
     writeFileSync(live, '{"ip":"10.10.');
@@ -336,9 +341,7 @@ describe("overlapping attempts of one owner on the embedded store", () => {
   });
 
   test("an owner entry old enough to be debris is replaced by its owner's next ADD", async () => {
-    const conf = net({ subnet: "10.10.0.0/28" });
-    const owners = join(dir.path, "data", "testnet", "owners");
-    mkdirSync(owners, { recursive: true });
+    const { conf, owners } = withOwnersDir();
     const stale = join(owners, "y:eth0:0a0a0002");
     writeFileSync(stale, "");
     const old = new Date(Date.now() - 120_000);
