@@ -1,4 +1,5 @@
 // Which store holds the pool: etcd when `etcdConfig` is present, else the embedded file store.
+import { parseEndpoint } from "../lib/endpoint.ts";
 import { ConfigError } from "./errors.ts";
 
 export const DEFAULT_DATA_DIR = "/var/lib/cni/kube-ipam";
@@ -32,16 +33,13 @@ function str(obj: Obj, key: string): string | undefined {
 function parseEndpoints(raw: string): string[] {
   const endpoints = raw.split(",").map((s) => s.trim()).filter(Boolean);
   if (endpoints.length === 0) throw new ConfigError("ipam.etcdConfig.etcdURL", "no endpoint given");
-  for (const e of endpoints) {
-    let url: URL | undefined;
-    try {
-      url = new URL(e);
-    } catch { /* reported below */ }
-    if (!url || (url.protocol !== "http:" && url.protocol !== "https:")) {
-      throw new ConfigError("ipam.etcdConfig.etcdURL", `"${e}" is not an http:// or https:// URL`);
-    }
-  }
-  return endpoints.map((e) => e.replace(/\/+$/, ""));
+  return endpoints.map((e) => {
+    const parsed = parseEndpoint(e);
+    if ("endpoint" in parsed) return parsed.endpoint;
+    throw new ConfigError("ipam.etcdConfig.etcdURL", parsed.problem === "more than scheme, host, port and path"
+      ? `"${e}": only scheme, host, port and path are allowed`
+      : `"${e}" is not an http:// or https:// URL`);
+  });
 }
 
 export function parseStoreConfig(ipam: Obj): StoreConfig {

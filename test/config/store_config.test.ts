@@ -56,6 +56,8 @@ describe("parseStoreConfig", () => {
     ["endpoint of another scheme", etcd({ etcdURL: "unix:///run/etcd.sock" }), "ipam.etcdConfig.etcdURL",
       '"unix:///run/etcd.sock" is not an http:// or https:// URL'],
     ["endpoint not a URL", etcd({ etcdURL: "etcd" }), "ipam.etcdConfig.etcdURL", '"etcd" is not an http:// or https:// URL'],
+    ["endpoint with a user or a query", etcd({ etcdURL: "https://me@10.0.0.1:2379?x=1" }), "ipam.etcdConfig.etcdURL",
+      '"https://me@10.0.0.1:2379?x=1": only scheme, host, port and path are allowed'],
     ["cert without key", etcd({ etcdURL: URL1, etcdCertFile: "/c.pem" }), "ipam.etcdConfig",
       "etcdCertFile and etcdKeyFile go together: set both or neither"],
     ["key without cert", etcd({ etcdURL: URL1, etcdKeyFile: "/k.pem" }), "ipam.etcdConfig",

@@ -3,6 +3,7 @@
 import {
   answerFailure, EtcdConfigError, EtcdRequestError, exhausted, type Failure, fetchFailure, type TlsFiles,
 } from "./errors.ts";
+import { type EndpointProblem, parseEndpoint } from "../../lib/endpoint.ts";
 
 export interface TransportOptions {
   readonly endpoints: readonly string[];
@@ -139,25 +140,20 @@ function backoffMs(round: number): number {
   return base / 2 + Math.random() * (base / 2); // jitter, so that nodes do not retry in step
 }
 
-/** Checks and normalises endpoint URLs: `http(s)://host:port`, an optional path, no trailing slash. */
+const PROBLEM: Record<EndpointProblem, string> = {
+  "not a URL": `not a URL such as "https://127.0.0.1:2379"`,
+  "not http or https": "the scheme must be http or https",
+  "more than scheme, host, port and path": "only scheme, host, port and path are allowed",
+};
+
+/** Checks and normalises endpoint URLs (lib/endpoint.ts). */
 export function parseEndpoints(raw: readonly string[]): string[] {
   if (!Array.isArray(raw) || raw.length === 0) {
     throw new EtcdConfigError("Cannot create etcd client: no endpoints given");
   }
   return raw.map((s) => {
-    let url: URL;
-    try {
-      url = new URL(String(s).trim());
-    } catch (cause) {
-      const hint = `not a URL such as "https://127.0.0.1:2379"`;
-      throw new EtcdConfigError(`Cannot use etcd endpoint "${s}": ${hint}`, { cause });
-    }
-    if (url.protocol !== "http:" && url.protocol !== "https:") {
-      throw new EtcdConfigError(`Cannot use etcd endpoint "${s}": the scheme must be http or https`);
-    }
-    if (url.search || url.hash || url.username) {
-      throw new EtcdConfigError(`Cannot use etcd endpoint "${s}": only scheme, host, port and path are allowed`);
-    }
-    return url.origin + url.pathname.replace(/\/+$/, "");
+    const parsed = parseEndpoint(String(s));
+    if ("problem" in parsed) throw new EtcdConfigError(`Cannot use etcd endpoint "${s}": ${PROBLEM[parsed.problem]}`);
+    return parsed.endpoint;
   });
 }
