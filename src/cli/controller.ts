@@ -1,5 +1,5 @@
 // `kube-ipam controller --conf FILE --metrics-addr HOST:PORT --gc-interval D --grace D [--kubeconfig FILE]`
-import { hostname } from "node:os";
+import { hostname } from "../lib/hostname.ts";
 import { runController } from "../controller/controller.ts";
 import { Logger } from "../log/logger.ts";
 import { openStore } from "../store/open.ts";

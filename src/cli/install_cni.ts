@@ -14,7 +14,7 @@
 // Usage errors exit 2 (UsageError); unreadable, invalid or unwritable files exit 1 naming the path.
 import { closeSync, copyFileSync, chmodSync, fsyncSync, openSync, readFileSync, renameSync, statSync, unlinkSync,
   writeFileSync } from "node:fs";
-import { hostname } from "node:os";
+import { hostname } from "../lib/hostname.ts";
 import { basename, join } from "node:path";
 import { CniError, ErrorCode } from "../cni/errors.ts";
 import { ConfigError, DecodeError } from "../config/errors.ts";
@@ -134,7 +134,7 @@ export function prepareConfig(file: string, nodeName: string | undefined): Prepa
     }
     // The plugin's own reading: conflist selection, every field, ranges, etcdConfig.
     const selected = selectKubeIpamConfig(doc, `"${file}"`);
-    const config = loadIpamConfig(selected, { hostname: hostname() });
+    const config = loadIpamConfig(selected, { hostname });
     return { text, network: config.network, ...(replaced !== undefined ? { replaced } : {}) };
   } catch (e) {
     if (!(e instanceof ConfigError || e instanceof DecodeError || e instanceof CniError)) throw e;

@@ -45,7 +45,8 @@ export interface LoadOptions {
   readonly argsIPs?: readonly string[];
   /** KUBE_IPAM_NODE_NAME. */
   readonly envNodeName?: string;
-  readonly hostname: string;
+  /** The kernel's hostname, asked for only when neither ipam.nodeName nor KUBE_IPAM_NODE_NAME names the node. */
+  readonly hostname: () => string;
 }
 
 type Obj = Record<string, unknown>;
@@ -184,7 +185,7 @@ export function loadIpamConfig(conf: unknown, opts: LoadOptions): IpamConfig {
     ...parseIPList(optionalArray(args, "ips", "args.cni.ips"), "args.cni.ips"),
     ...parseIPList(optionalArray(runtime, "ips", "runtimeConfig.ips"), "runtimeConfig.ips"),
   ];
-  const nodeName = optionalString(ipam, "nodeName", "ipam.nodeName") ?? (opts.envNodeName || opts.hostname);
+  const nodeName = optionalString(ipam, "nodeName", "ipam.nodeName") ?? (opts.envNodeName || opts.hostname());
 
   return {
     network,

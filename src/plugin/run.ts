@@ -133,7 +133,7 @@ export async function runCni(processEnv: Record<string, string | undefined>, std
     const config = loadIpamConfig(raw, {
       argsIPs: args?.ips ?? [],
       envNodeName: processEnv.KUBE_IPAM_NODE_NAME,
-      hostname: hostname(),
+      hostname,
     });
     log = new Logger(config.logFile, config.logLevel);
     const out = await execute(env, config, log, args);

@@ -10,7 +10,7 @@ import { formatIP } from "../../src/ip/address.ts";
 import { formatInterval } from "../../src/ip/interval_set.ts";
 import { formatRangeSet } from "../../src/ip/range_set.ts";
 
-const OPTS: LoadOptions = { hostname: "host-a" };
+const OPTS: LoadOptions = { hostname: () => "host-a" };
 
 /** A 1.0.0 config named "net" with the given ipam section and top-level extras. */
 function conf(ipam: Record<string, unknown>, extra: Record<string, unknown> = {}): Record<string, unknown> {
@@ -307,13 +307,21 @@ describe("loadIpamConfig: requested IPs", () => {
 
 describe("loadIpamConfig: nodeName", () => {
   const cases: [string, Record<string, unknown>, LoadOptions, string][] = [
-    ["ipam.nodeName wins", { nodeName: "from-config" }, { hostname: "host", envNodeName: "from-env" }, "from-config"],
-    ["then KUBE_IPAM_NODE_NAME", {}, { hostname: "host", envNodeName: "from-env" }, "from-env"],
-    ["then the hostname", {}, { hostname: "host" }, "host"],
-    ["an empty env value falls through", {}, { hostname: "host", envNodeName: "" }, "host"],
-    ["an empty ipam.nodeName falls through", { nodeName: "" }, { hostname: "host", envNodeName: "from-env" }, "from-env"],
+    ["ipam.nodeName wins", { nodeName: "from-config" }, { hostname: () => "host", envNodeName: "from-env" }, "from-config"],
+    ["then KUBE_IPAM_NODE_NAME", {}, { hostname: () => "host", envNodeName: "from-env" }, "from-env"],
+    ["then the hostname", {}, { hostname: () => "host" }, "host"],
+    ["an empty env value falls through", {}, { hostname: () => "host", envNodeName: "" }, "host"],
+    ["an empty ipam.nodeName falls through", { nodeName: "" }, { hostname: () => "host", envNodeName: "from-env" }, "from-env"],
   ];
   test.each(cases)("%s", (_name, ipam, opts, expected) => {
     expect(load(conf({ subnet: "10.0.0.0/24", ...ipam }), opts).nodeName).toBe(expected);
+  });
+
+  test("the hostname is not even read when the node is named", () => {
+    const unasked = () => {
+      throw new Error("hostname read");
+    };
+    expect(load(conf({ subnet: "10.0.0.0/24", nodeName: "n" }), { hostname: unasked }).nodeName).toBe("n");
+    expect(load(conf({ subnet: "10.0.0.0/24" }), { hostname: unasked, envNodeName: "e" }).nodeName).toBe("e");
   });
 });

@@ -363,7 +363,7 @@ describe("ConfigMap", () => {
     for (const [key, text] of Object.entries(configMap.data as Record<string, string>)) {
       expect(key).toMatch(/\.(conf|conflist)$/);
       const doc = decodeNetworkConfig(text, key);
-      const config = loadIpamConfig(selectKubeIpamConfig(doc, key), { hostname: "node-1" });
+      const config = loadIpamConfig(selectKubeIpamConfig(doc, key), { hostname: () => "node-1" });
       expect(config.store).toMatchObject({ kind: "etcd", certFile: networkConfig.ipam.etcdConfig.etcdCertFile });
       expect(config.nodeName).toBe("node-1"); // no nodeName in the ConfigMap: install-cni sets it per node
     }

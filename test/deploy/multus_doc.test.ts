@@ -47,7 +47,7 @@ describe("the documented objects", () => {
 
   test.each(["db-net", "db-repl-net"])("%s: accepted by the loader, macvlan, named as its pool", (name) => {
     const conf = nadConfig(name);
-    const config = loadIpamConfig(conf, { hostname: "node-1" });
+    const config = loadIpamConfig(conf, { hostname: () => "node-1" });
     expect(config.network).toBe(name);
     expect(conf.type).toBe("macvlan");
     expect(config.store.kind).toBe("etcd");
@@ -67,7 +67,7 @@ describe("the documented objects", () => {
       expect(template.metadata.annotations["kube-ipam.ip"]).toBeUndefined();
       const pod = makePod({ namespace: "shop", name: `${name}-x`, annotations: template.metadata.annotations });
       for (const [network, ifName] of attachments(template)) {
-        const config = loadIpamConfig(nadConfig(network), { hostname: "node-1" });
+        const config = loadIpamConfig(nadConfig(network), { hostname: () => "node-1" });
         const fixed = podPolicy(pod, ifName).fixed;
         expect(fixed).toHaveLength(1);
         const range = config.rangeSets[0]![0]!;
