@@ -1,5 +1,5 @@
 // One network's pool in the embedded store (layout and protocol: file_store.ts, docs/file-store.md).
-import { closeSync, constants, existsSync, ftruncateSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync,
+import { closeSync, constants, existsSync, ftruncateSync, linkSync, mkdirSync, readFileSync, renameSync, statSync, unlinkSync,
   writeSync } from "node:fs";
 import { joinPath } from "../../lib/path.ts";
 import { type IP, ipFromHex, ipToHex, tryParseIP } from "../../ip/address.ts";
@@ -7,7 +7,7 @@ import { encodeRecord, identical } from "../record.ts";
 import { type AddSnapshot, type Allocation, type ClaimOptions, type ClaimOutcome, type HeldWindow, type NetworkStore, type Owner,
   type Reservation, sameOwner, StoreError } from "../store.ts";
 import { withFileLock } from "./flock.ts";
-import { code, inode, ioError, linkMakingDir, listDir, readRecord, removeFile, tolerateMissing, writeNew, writeTmp } from "./fs_ops.ts";
+import { code, inode, ioError, linkMakingDir, listDir, openMakingDir, readRecord, removeFile, tolerateMissing, writeNew, writeTmp } from "./fs_ops.ts";
 
 /** How many addresses one heldBetween probes. */
 const PROBE = 8n;
@@ -125,16 +125,8 @@ export class FileNetworkStore implements NetworkStore {
   // garbled cursor just starts from the first address.
   #writeCursor(node: string, rangeSetKey: string, hex: string): void {
     const path = this.#cursorPath(node, rangeSetKey);
-    const open = () => openSync(path, constants.O_WRONLY | constants.O_CREAT, 0o644);
     try {
-      let fd: number;
-      try {
-        fd = open();
-      } catch (e) {
-        if (code(e) !== "ENOENT") throw e;
-        mkdirSync(this.#cursors, { recursive: true });
-        fd = open();
-      }
+      const fd = openMakingDir(path, constants.O_WRONLY | constants.O_CREAT);
       try {
         writeSync(fd, hex, 0);
         ftruncateSync(fd, hex.length); // only a longer, damaged cursor is cut

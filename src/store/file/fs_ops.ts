@@ -41,15 +41,28 @@ export function readRecord(path: string): Allocation | undefined {
   return text === undefined ? undefined : decodeRecord(text);
 }
 
-/** link(2), creating the target's directory on first use (one syscall in the common case). */
-export function linkMakingDir(from: string, to: string): void {
+/**
+ * Runs `op`, which creates `path`; when the directory of `path` is missing, makes it and runs `op`
+ * again. One syscall in the common case, where the directory exists.
+ */
+function makingDir<T>(path: string, op: () => T): T {
   try {
-    linkSync(from, to);
+    return op();
   } catch (e) {
     if (code(e) !== "ENOENT") throw e;
-    mkdirSync(to.slice(0, to.lastIndexOf("/")), { recursive: true });
-    linkSync(from, to);
+    mkdirSync(path.slice(0, path.lastIndexOf("/")), { recursive: true });
+    return op();
   }
+}
+
+/** open(2) with `flags` (mode 0644), making the file's directory on first use. */
+export function openMakingDir(path: string, flags: string | number): number {
+  return makingDir(path, () => openSync(path, flags, 0o644));
+}
+
+/** link(2), making the target's directory on first use. */
+export function linkMakingDir(from: string, to: string): void {
+  makingDir(to, () => linkSync(from, to));
 }
 
 /**
@@ -59,12 +72,10 @@ export function linkMakingDir(from: string, to: string): void {
 export function writeNew(path: string, text: string): boolean {
   let fd: number;
   try {
-    fd = openSync(path, "wx", 0o644);
+    fd = openMakingDir(path, "wx");
   } catch (e) {
     if (code(e) === "EEXIST") return false;
-    if (code(e) !== "ENOENT") throw e;
-    mkdirSync(path.slice(0, path.lastIndexOf("/")), { recursive: true });
-    fd = openSync(path, "wx", 0o644);
+    throw e;
   }
   try {
     writeSync(fd, text);
