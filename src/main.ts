@@ -1,19 +1,39 @@
-// One executable, two roles: a CNI plugin when the runtime sets CNI_COMMAND, a CLI otherwise.
-// Measured choices for the plugin's start-up (it runs once per pod): the plugin path is imported
-// statically (its bytecode is ready; a dynamic import cost about 1 ms more), the CLI only when it
-// runs (the build splits it into its own chunk, about 1 ms less to load for every plugin start), and
-// the plugin writes with Bun.write: the first touch of process.stdout or process.stderr
-// builds Node stream objects, which cost about 3 ms; and it reads stdin synchronously (stdin.ts).
+// One executable, three roles: a CNI plugin when the runtime sets CNI_COMMAND, a CLI otherwise, and,
+// as `kube-ipam agent`, the node agent that plugins hand their requests to.
+// The plugin's common case is forwarding to the agent, so that path loads almost nothing: the
+// forwarder (agent/forward.ts) is all this chunk holds. The plugin itself (plugin/run.ts) is loaded
+// only when it has to run the request, and the CLI only when it runs (the build splits each into its own
+// chunk). The plugin writes with Bun.write: the first touch of process.stdout or process.stderr builds
+// Node stream objects, which cost about 3 ms; it reads stdin synchronously (plugin/stdin.ts).
 
-import { runCni } from "./plugin/run.ts";
+import { agentSocketFor, forward, type Forwarded } from "./agent/forward.ts";
+import { BUILD } from "./build_info.ts";
 import { readStdin } from "./plugin/stdin.ts";
 
-async function main(): Promise<number> {
-  if (process.env.CNI_COMMAND !== undefined) {
-    const out = await runCni(process.env, readStdin);
-    if (out.stdout) await Bun.write(Bun.stdout, `${out.stdout}\n`);
-    return out.exitCode;
+async function plugin(): Promise<number> {
+  const env = process.env;
+  let stdin = "";
+  let stdinError: unknown;
+  try {
+    stdin = await readStdin();
+  } catch (e) {
+    stdinError = e; // the plugin reports it as a CNI error
   }
+  const socket = stdinError === undefined ? agentSocketFor(env.CNI_COMMAND, stdin) : undefined;
+  const forwarded: Forwarded = socket ? await forward(socket, BUILD, env, stdin) : { served: false };
+  let out: { stdout: string; exitCode: number };
+  if (forwarded.served) {
+    out = forwarded;
+  } else {
+    const { runCni } = await import("./plugin/run.ts");
+    out = await runCni(env, () => (stdinError === undefined ? Promise.resolve(stdin) : Promise.reject(stdinError)), { servedBy: "plugin", agentFallback: forwarded.reason });
+  }
+  if (out.stdout) await Bun.write(Bun.stdout, `${out.stdout}\n`);
+  return out.exitCode;
+}
+
+async function main(): Promise<number> {
+  if (process.env.CNI_COMMAND !== undefined) return plugin();
   const { runCli } = await import("./cli/main.ts");
   const out = await runCli(process.argv.slice(2));
   if (out.stdout) process.stdout.write(out.stdout);

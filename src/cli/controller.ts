@@ -5,18 +5,11 @@ import { Logger } from "../log/logger.ts";
 import { openStore } from "../store/open.ts";
 import { clusterClient } from "./cluster.ts";
 import { parseDuration } from "./duration.ts";
-import { type ParsedFlags, UsageError } from "./flags.ts";
+import { type ParsedFlags, parseAddr } from "./flags.ts";
 import { DEFAULT_GRACE_MS } from "./gc.ts";
 import { loadConfFile } from "./load_conf.ts";
 
 export const DEFAULT_METRICS_ADDR = "0.0.0.0:9153";
-
-function parseAddr(text: string): { hostname: string; port: number } {
-  const m = /^(.*):(\d{1,5})$/.exec(text);
-  const port = m ? Number(m[2]) : NaN;
-  if (!m || port > 65535) throw new UsageError(`--metrics-addr "${text}" is not HOST:PORT, e.g. 0.0.0.0:9153`);
-  return { hostname: m[1]!.replace(/^\[(.*)\]$/, "$1") || "0.0.0.0", port };
-}
 
 export async function controllerCommand(flags: ParsedFlags): Promise<string> {
   const addr = parseAddr(flags.values.get("metrics-addr") ?? DEFAULT_METRICS_ADDR);

@@ -52,3 +52,11 @@ export function outputFormat(flags: ParsedFlags): OutputFormat {
   if (o !== "table" && o !== "json") throw new UsageError(`Output format "${o}" is not "table" or "json"`);
   return o;
 }
+
+/** A `--metrics-addr` value: HOST:PORT, [IPv6]:PORT, or :PORT for every address. */
+export function parseAddr(text: string, flag = "--metrics-addr"): { hostname: string; port: number } {
+  const m = /^(.*):(\d{1,5})$/.exec(text);
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || port > 65535) throw new UsageError(`${flag} "${text}" is not HOST:PORT, e.g. 0.0.0.0:9153`);
+  return { hostname: m[1]!.replace(/^\[(.*)\]$/, "$1") || "0.0.0.0", port };
+}

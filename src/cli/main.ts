@@ -4,6 +4,7 @@ import { toCniError } from "../ipam/error_map.ts";
 import { VERSION } from "../version.ts";
 import { EXAMPLE_KINDS, exampleConfig } from "./example_config.ts";
 import { NotFoundError, parseFlags, UsageError } from "./flags.ts";
+import { AGENT_VALUED, agentCommand } from "./agent.ts";
 import { controllerCommand } from "./controller.ts";
 import { gcCommand } from "./gc.ts";
 import { INSTALL_CNI_SWITCHES, INSTALL_CNI_VALUED, installCniCommand } from "./install_cni.ts";
@@ -30,6 +31,9 @@ Commands:
   kube-ipam controller --conf FILE [--metrics-addr 0.0.0.0:9153] [--gc-interval 1m] [--grace 5m]
                        [--kubeconfig FILE] [--lease-ttl 5s]
                                              leader-elected gc and Prometheus metrics (runs until SIGTERM)
+  kube-ipam agent [--socket /run/kube-ipam/agent.sock] [--metrics-addr HOST:PORT]
+                                             the node agent: serves this node's plugins' requests
+                                             with warm connections and a pod cache (until SIGTERM)
   kube-ipam reserve NAME ADDR|A-B|CIDR... --conf FILE
                                              never hand these addresses out (any network)
   kube-ipam unreserve NAME --conf FILE       remove a reservation
@@ -81,6 +85,8 @@ async function dispatch(command: string, rest: readonly string[]): Promise<strin
       return await controllerCommand(
         parseFlags(rest, ["conf", "metrics-addr", "gc-interval", "grace", "kubeconfig", "lease-ttl"]),
       );
+    case "agent":
+      return await agentCommand(parseFlags(rest, AGENT_VALUED));
     case "gc":
       return await gcCommand(parseFlags(rest, ["conf", "o", "output", "grace", "kubeconfig"], ["dry-run"]));
     case "reserve":

@@ -11,6 +11,7 @@ import { ConfigError } from "./errors.ts";
 import { type LogLevel, parseLogLevel } from "./log_level.ts";
 import { parseStoreConfig, type StoreConfig } from "./store_config.ts";
 import { isRecord } from "../lib/is_record.ts";
+import { DEFAULT_AGENT_SOCKET } from "../agent/protocol.ts";
 
 export const DEFAULT_LOG_FILE = "/var/log/kube-ipam.log";
 export const DEFAULT_KUBECONFIG = "/etc/kubernetes/pki/kubectl.kubeconfig";
@@ -33,6 +34,8 @@ export interface IpamConfig {
   readonly logFile: string;
   readonly logLevel: LogLevel;
   readonly nodeName: string;
+  /** The node agent's socket; "" when forwarding is off (see agent/forward.ts). */
+  readonly agentSocket: string;
   /** Addresses asked for through args.cni.ips, runtimeConfig.ips and CNI_ARGS IP=. */
   readonly requestedIPs: readonly IP[];
   readonly prevResult?: unknown;
@@ -199,10 +202,21 @@ export function loadIpamConfig(conf: unknown, opts: LoadOptions): IpamConfig {
     logFile: optionalString(ipam, "logFile", "ipam.logFile") ?? DEFAULT_LOG_FILE,
     logLevel: parseLogLevel(optionalString(ipam, "logLevel", "ipam.logLevel")),
     nodeName,
+    agentSocket: parseAgentSocket(ipam),
     requestedIPs: dedupe(requestedIPs),
     prevResult: conf.prevResult,
     validAttachments: parseValidAttachments(conf),
   };
+}
+
+function parseAgentSocket(ipam: Obj): string {
+  const v = ipam.agentSocket;
+  if (v === undefined) return DEFAULT_AGENT_SOCKET;
+  if (typeof v !== "string") throw new ConfigError("ipam.agentSocket", `expected a path or "", got ${JSON.stringify(v)}`);
+  if (v !== "" && !v.startsWith("/")) {
+    throw new ConfigError("ipam.agentSocket", `"${v}" is not an absolute path ("" turns forwarding to the node agent off)`);
+  }
+  return v;
 }
 
 function dedupe(ips: IP[]): IP[] {

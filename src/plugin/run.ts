@@ -20,12 +20,22 @@ import { gcAttachments } from "../ipam/gc.ts";
 import { status } from "../ipam/status.ts";
 import { rangeSetKey } from "../ip/range_set.ts";
 import { Logger } from "../log/logger.ts";
-import { openStore } from "../store/open.ts";
 import { kubeConfigPath } from "./kube_path.ts";
+import { oneShot, type Resources } from "./resources.ts";
 
 export interface CniOutcome {
   readonly stdout: string;
   readonly exitCode: 0 | 1;
+}
+
+/** Who runs the request and with what; logged with each request. */
+export interface RunContext {
+  readonly servedBy: "plugin" | "agent";
+  /** Why the agent did not serve a request the plugin ran itself. */
+  readonly agentFallback?: string;
+  readonly resources?: Resources;
+  /** The host name, when not this process's (the agent runs a plugin's request). */
+  readonly hostname?: () => string;
 }
 
 function readDns(config: IpamConfig): Dns {
@@ -44,21 +54,19 @@ function rawLogFile(raw: unknown): string {
 }
 
 /** The pod's policy and a liveness check, when a kubeconfig is configured and CNI_ARGS names a pod. */
-async function kubernetesView(path: string | undefined, ref: PodRef, ifName: string) {
+async function kubernetesView(resources: Resources, path: string | undefined, ref: PodRef, ifName: string, node: string) {
   if (!path) return undefined;
-  // Loaded only for pods on a cluster with a kubeconfig: a plugin without one never pays for it.
-  const { apiLiveness, getPod, kubeClient } = await import("./pod_lookup.ts");
-  const client = await kubeClient(path);
-  const pod = await getPod(client, ref);
+  const kube = await resources.kube(path);
+  const pod = await kube.pod(ref, node);
   return {
     pod: { ...ref, uid: pod.metadata.uid },
     policy: podPolicy(pod, ifName),
-    liveness: apiLiveness(client),
+    liveness: kube.liveness,
   };
 }
 
-async function execute(env: CniEnv, config: IpamConfig, log: Logger, args: CniArgs | undefined): Promise<unknown> {
-  const store = await openStore(config.store);
+async function execute(env: CniEnv, config: IpamConfig, log: Logger, args: CniArgs | undefined, resources: Resources): Promise<unknown> {
+  const { store, done } = await resources.store(config.store);
   try {
     const net = store.network(config.network);
     const owner = { containerID: env.containerID, ifName: env.ifName };
@@ -70,7 +78,7 @@ async function execute(env: CniEnv, config: IpamConfig, log: Logger, args: CniAr
         const kubePath = ref.namespace && ref.name ? kubeConfigPath(config) : undefined;
         if (ref.name && !kubePath) log.debug("no kubeconfig: pod annotations are not read", { pod: `${ref.namespace}/${ref.name}` });
         const [k8s, snapshot] = await Promise.all([
-          kubernetesView(kubePath, ref, env.ifName),
+          kubernetesView(resources, kubePath, ref, env.ifName, config.nodeName),
           net.prepareAdd(owner, config.nodeName, config.rangeSets.map(rangeSetKey)),
         ]);
         const result = await add(net, {
@@ -109,11 +117,12 @@ async function execute(env: CniEnv, config: IpamConfig, log: Logger, args: CniAr
         throw new Error("unreachable: VERSION is answered before the config is loaded");
     }
   } finally {
-    await store.close();
+    await done();
   }
 }
 
-export async function runCni(processEnv: Record<string, string | undefined>, stdin: () => Promise<string>): Promise<CniOutcome> {
+export async function runCni(processEnv: Record<string, string | undefined>, stdin: () => Promise<string>,
+  context: RunContext = { servedBy: "plugin" }): Promise<CniOutcome> {
   const started = performance.now();
   let version: CniVersion = CURRENT_VERSION;
   let log: Logger | undefined;
@@ -133,29 +142,32 @@ export async function runCni(processEnv: Record<string, string | undefined>, std
     const config = loadIpamConfig(raw, {
       argsIPs: args?.ips ?? [],
       envNodeName: processEnv.KUBE_IPAM_NODE_NAME,
-      hostname,
+      hostname: context.hostname ?? hostname,
     });
     log = new Logger(config.logFile, config.logLevel);
-    const out = await execute(env, config, log, args);
+    const out = await execute(env, config, log, args, context.resources ?? oneShot);
     const ips = (out as { ips?: unknown } | undefined)?.ips;
-    log.info(`${env.command} ok`, entry(env, config.network, started, { outcome: "ok", ips }));
+    log.info(`${env.command} ok`, entry(env, config.network, started, context, { outcome: "ok", ips }));
     return { stdout: out === undefined ? "" : JSON.stringify(out), exitCode: 0 };
   } catch (e) {
     const err = toCniError(e);
     (log ?? new Logger(DEFAULT_LOG_FILE)).error(`${env?.command ?? processEnv.CNI_COMMAND} failed`,
-      entry(env, undefined, started, { outcome: "error", code: err.code, error: err.message, details: err.details || undefined }));
+      entry(env, undefined, started, context, { outcome: "error", code: err.code, error: err.message, details: err.details || undefined }));
     const out = errorToJSON(err, isSupportedVersion(version) ? version : CURRENT_VERSION);
     return { stdout: JSON.stringify(out), exitCode: 1 };
   }
 }
 
-function entry(env: CniEnv | undefined, network: string | undefined, started: number, extra: Record<string, unknown>) {
+function entry(env: CniEnv | undefined, network: string | undefined, started: number, context: RunContext,
+  extra: Record<string, unknown>) {
   return {
     command: env?.command,
     containerID: env?.containerID || undefined,
     ifName: env?.ifName || undefined,
     network,
     durationMs: Math.round((performance.now() - started) * 100) / 100,
+    servedBy: context.servedBy,
+    agentFallback: context.agentFallback,
     ...extra,
   };
 }

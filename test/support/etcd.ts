@@ -1,5 +1,6 @@
 // Real etcd processes for integration tests: loopback only, free ports, throw-away data directories on
-// tmpfs when there is one (etcd 3.4 has no --unsafe-no-fsync), quiet logs kept in a file for failures.
+// tmpfs when there is one (etcd 3.4 has no --unsafe-no-fsync) unless the caller names another parent
+// directory (the bench puts etcd on disk, as in production), quiet logs kept in a file for failures.
 // Every process is killed on stop() and, as a last resort, when the test process exits.
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -168,7 +169,7 @@ function argsFor(node: Node, cluster: string, token: string, pki: TestPki | unde
 }
 
 /** Starts members on fresh ports; retries with new ports when another process took one in between. */
-async function startNodes(size: number, pki: TestPki | undefined): Promise<Proc[]> {
+async function startNodes(size: number, pki: TestPki | undefined, parent = baseDir()): Promise<Proc[]> {
   installExitHook();
   const scheme = pki ? "https" : "http";
   const tls = pki && {
@@ -180,7 +181,7 @@ async function startNodes(size: number, pki: TestPki | undefined): Promise<Proc[
     const ports = freePorts(2 * size);
     const token = `t${ports[0]}`;
     const nodes: Node[] = Array.from({ length: size }, (_, i) => {
-      const dir = mkdtempSync(join(baseDir(), "kube-ipam-etcd-"));
+      const dir = mkdtempSync(join(parent, "kube-ipam-etcd-"));
       dirs.add(dir);
       return {
         name: `m${i}`, dir,
@@ -207,9 +208,17 @@ function removeDir(dir: string): void {
   dirs.delete(dir);
 }
 
-/** One etcd on loopback; with `pki`, it serves HTTPS and requires client certificates signed by `pki.ca`. */
-export async function startEtcd(opts: { pki?: TestPki } = {}): Promise<EtcdServer> {
-  const [proc] = await startNodes(1, opts.pki);
+/** Where a member's data directory is made: `dataDir` when given, else tmpfs when there is one. */
+export interface DataDirOption {
+  readonly dataDir?: string;
+}
+
+/**
+ * One etcd on loopback; with `pki`, it serves HTTPS and requires client certificates signed by `pki.ca`.
+ * The member's data directory is made under `dataDir` when given.
+ */
+export async function startEtcd(opts: { pki?: TestPki } & DataDirOption = {}): Promise<EtcdServer> {
+  const [proc] = await startNodes(1, opts.pki, opts.dataDir);
   return {
     endpoint: proc!.node.clientURL,
     async stop() {
@@ -220,8 +229,8 @@ export async function startEtcd(opts: { pki?: TestPki } = {}): Promise<EtcdServe
 }
 
 /** A cluster of `size` members on loopback (plain HTTP), all healthy on return. */
-export async function startEtcdCluster(size = 3): Promise<EtcdCluster> {
-  const procs = await startNodes(size, undefined);
+export async function startEtcdCluster(size = 3, opts: DataDirOption = {}): Promise<EtcdCluster> {
+  const procs = await startNodes(size, undefined, opts.dataDir);
   const members: Member[] = procs.map((p) => ({
     name: p.node.name,
     clientURL: p.node.clientURL,

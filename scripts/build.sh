@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Builds dist/kube-ipam (`npm run build`). The build id is the package version and a hash of what the
+# binary is made of (sources, package.json, lockfile): the same sources give the same id, any change
+# another, and the agent serves only plugins of its own build. KUBE_IPAM_BUILD overrides it (tests build a
+# second binary that differs in nothing else); OUT the output path.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+version=$(node -p 'require("./package.json").version')
+hash=$( (find src -type f -name '*.ts' | LC_ALL=C sort | xargs cat; cat package.json package-lock.json) | sha256sum | cut -c1-12)
+build=${KUBE_IPAM_BUILD:-"$version+$hash"}
+exec node_modules/.bin/bun build src/main.ts --compile --minify --bytecode --splitting --format=esm \
+  --no-compile-autoload-dotenv --no-compile-autoload-bunfig --compile-jit-policy=10 \
+  --define "KUBE_IPAM_BUILD=\"$build\"" --outfile "${OUT:-dist/kube-ipam}" >/dev/null

@@ -1,0 +1,115 @@
+// The plugin's fast path: hand the request to the node agent and print its answer. It runs before
+// anything else is loaded, so it imports only the protocol (no imports of its own) and node:fs,
+// which reading stdin loads anyway. Whenever the agent cannot serve (no socket, refused, silent,
+// another build, dead before answering) it says why and the plugin runs the request itself.
+import { readFileSync } from "node:fs";
+import { type AgentRequest, DEFAULT_AGENT_SOCKET, decodeReply, FORWARDED_ENV, FORWARDED_VERBS } from "./protocol.ts";
+
+/** How long a live agent may take to say "accepted": it does so before any work. */
+export const ACCEPT_BUDGET_MS = 200;
+/** How long an agent that accepted may take to answer; past it the plugin runs the request itself. */
+export const ANSWER_BUDGET_MS = 30_000;
+
+export type Forwarded =
+  | { readonly served: true; readonly stdout: string; readonly exitCode: 0 | 1 }
+  /** `reason` is undefined when forwarding was not attempted (disabled, VERSION, a config the plugin must judge). */
+  | { readonly served: false; readonly reason?: string };
+
+// Paths in the config are relative to the runtime's working directory, which the agent does not share.
+const PATH_FIELDS = ["dataDir", "logFile", "kubeConfig", "resolvConf"] as const;
+const ETCD_PATH_FIELDS = ["etcdCertFile", "etcdKeyFile", "etcdTrustedCAFileFile", "etcdTrustedCAFile"] as const;
+
+function relativePath(obj: Record<string, unknown> | undefined, keys: readonly string[]): boolean {
+  return !!obj && keys.some((k) => typeof obj[k] === "string" && obj[k] !== "" && !(obj[k] as string).startsWith("/"));
+}
+
+/** The socket to forward to, or undefined when this request is the plugin's to run. */
+export function agentSocketFor(command: string | undefined, stdin: string): string | undefined {
+  if (!command || !FORWARDED_VERBS.has(command)) return undefined;
+  let conf: { ipam?: Record<string, unknown> } | null;
+  try {
+    conf = JSON.parse(stdin);
+  } catch {
+    return undefined; // the plugin words the decode error
+  }
+  const ipam = conf && typeof conf === "object" && conf.ipam && typeof conf.ipam === "object" ? conf.ipam : undefined;
+  if (!ipam) return undefined;
+  const socket = ipam.agentSocket === undefined ? DEFAULT_AGENT_SOCKET : ipam.agentSocket;
+  if (typeof socket !== "string" || !socket.startsWith("/")) return undefined; // "" disables; others are the config's error
+  const etcd = ipam.etcdConfig && typeof ipam.etcdConfig === "object" ? ipam.etcdConfig as Record<string, unknown> : undefined;
+  if (relativePath(ipam, PATH_FIELDS) || relativePath(etcd, ETCD_PATH_FIELDS)) return undefined;
+  return socket;
+}
+
+function hostname(): string {
+  try {
+    return readFileSync("/proc/sys/kernel/hostname", "utf8").trim();
+  } catch {
+    return "";
+  }
+}
+
+/** Sends the request to the agent at `socket` and waits for its answer within the budgets. */
+export function forward(socket: string, build: string, env: Record<string, string | undefined>, stdin: string,
+  budgets = { acceptMs: ACCEPT_BUDGET_MS, answerMs: ANSWER_BUDGET_MS }): Promise<Forwarded> {
+  const picked: Record<string, string> = {};
+  for (const k of FORWARDED_ENV) if (env[k] !== undefined) picked[k] = env[k]!;
+  const request: AgentRequest = { build, acceptBy: Date.now() + budgets.acceptMs, env: picked, stdin, hostname: hostname() };
+  const line = `${JSON.stringify(request)}\n`;
+
+  return new Promise<Forwarded>((resolve) => {
+    let buffered = "";
+    let accepted = false;
+    let done = false;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let conn: { end(): void } | undefined;
+    const finish = (f: Forwarded) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      conn?.end();
+      resolve(f);
+    };
+    const fallBack = (reason: string) => finish({ served: false, reason });
+    const arm = (ms: number, reason: string) => {
+      clearTimeout(timer);
+      timer = setTimeout(() => fallBack(reason), ms);
+    };
+    arm(budgets.acceptMs, `agent at "${socket}" did not accept within ${budgets.acceptMs} ms`);
+
+    Bun.connect({
+      unix: socket,
+      socket: {
+        open(s) {
+          conn = s;
+          if (done) s.end();
+          else s.write(line);
+        },
+        data(_s, chunk) {
+          buffered += chunk.toString();
+          for (let nl = buffered.indexOf("\n"); nl >= 0 && !done; nl = buffered.indexOf("\n")) {
+            const reply = decodeReply(buffered.slice(0, nl));
+            buffered = buffered.slice(nl + 1);
+            if (!reply) return fallBack(`agent at "${socket}" sent a message that is not the protocol`);
+            if ("refused" in reply) return fallBack(`agent at "${socket}" refused: ${reply.refused}`);
+            if ("accepted" in reply) {
+              accepted = true;
+              arm(budgets.answerMs, `agent at "${socket}" accepted but did not answer within ${budgets.answerMs} ms`);
+              continue;
+            }
+            return finish({ served: true, stdout: reply.stdout, exitCode: reply.exitCode });
+          }
+        },
+        close() {
+          fallBack(`agent at "${socket}" closed the connection ${accepted ? "before answering" : "without accepting"}`);
+        },
+        error(_s, err) {
+          fallBack(`agent at "${socket}": ${err.message}`);
+        },
+      },
+    }).catch((err: { code?: string; message?: string }) => {
+      fallBack(`agent at "${socket}": ${err.code === "ENOENT" ? "no socket" : err.code === "ECONNREFUSED" ? "connection refused"
+        : `${err.message ?? String(err)}${err.code ? ` (${err.code})` : ""}`}`);
+    });
+  });
+}

@@ -1,0 +1,76 @@
+// The plugin-to-agent protocol over a unix socket: newline-delimited JSON, one exchange per connection.
+//
+//   plugin: {"build": B, "acceptBy": T, "env": {...CNI_*...}, "stdin": "...", "hostname": "..."}\n
+//   agent:  {"accepted": true}\n                       at once, before any work
+//   agent:  {"stdout": "...", "exitCode": 0 | 1}\n     what the plugin would have printed
+// or
+//   agent:  {"refused": "why"}\n                       e.g. another build (a rolling upgrade)
+//
+// The early "accepted" line is what tells a live agent from a socket that only the kernel answers (a
+// stopped or hung agent's backlog accepts connections too): without it within the forwarding budget,
+// the plugin runs the request itself. And since such a plugin has moved on, an agent that reads a
+// request only after its `acceptBy` (a frozen agent resumed) drops it unanswered: run late, an ADD
+// could allocate to a container that the plugin's own run already set up and the runtime has since
+// deleted. JSON.stringify never emits a raw newline, so a line is a message.
+// Imported by the forwarding path, which must load almost nothing: keep this file free of imports.
+
+/** The environment variables a plugin passes on: what runCni reads, nothing else. */
+export const FORWARDED_ENV = [
+  "CNI_COMMAND", "CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_ARGS", "CNI_PATH", "KUBE_IPAM_NODE_NAME",
+] as const;
+
+/** The verbs the agent serves. VERSION needs nothing the agent keeps warm. */
+export const FORWARDED_VERBS: ReadonlySet<string> = new Set(["ADD", "DEL", "CHECK", "STATUS", "GC"]);
+
+export const DEFAULT_AGENT_SOCKET = "/run/kube-ipam/agent.sock";
+
+export interface AgentRequest {
+  /** The plugin's build; the agent serves only its own. */
+  readonly build: string;
+  /** Epoch milliseconds after which the plugin no longer waits for "accepted". */
+  readonly acceptBy: number;
+  readonly env: Readonly<Record<string, string>>;
+  readonly stdin: string;
+  /** The plugin's host name, for a config without ipam.nodeName and KUBE_IPAM_NODE_NAME. */
+  readonly hostname: string;
+}
+
+export type AgentReply =
+  | { readonly accepted: true }
+  | { readonly refused: string }
+  | { readonly stdout: string; readonly exitCode: 0 | 1 };
+
+/** Decodes one request line; undefined when it is not one. */
+export function decodeRequest(line: string): AgentRequest | undefined {
+  let v: unknown;
+  try {
+    v = JSON.parse(line);
+  } catch {
+    return undefined;
+  }
+  const r = v as Partial<AgentRequest> | null;
+  if (!r || typeof r !== "object" || typeof r.build !== "string" || typeof r.acceptBy !== "number" || typeof r.stdin !== "string" ||
+    typeof r.hostname !== "string" || !r.env || typeof r.env !== "object") return undefined;
+  const env: Record<string, string> = {};
+  for (const k of FORWARDED_ENV) {
+    const x = (r.env as Record<string, unknown>)[k];
+    if (typeof x === "string") env[k] = x;
+  }
+  return { build: r.build, acceptBy: r.acceptBy, env, stdin: r.stdin, hostname: r.hostname };
+}
+
+/** Decodes one reply line; undefined when it is not one. */
+export function decodeReply(line: string): AgentReply | undefined {
+  let v: unknown;
+  try {
+    v = JSON.parse(line);
+  } catch {
+    return undefined;
+  }
+  const r = v as Record<string, unknown> | null;
+  if (!r || typeof r !== "object") return undefined;
+  if (r.accepted === true) return { accepted: true };
+  if (typeof r.refused === "string") return { refused: r.refused };
+  if (typeof r.stdout === "string" && (r.exitCode === 0 || r.exitCode === 1)) return { stdout: r.stdout, exitCode: r.exitCode };
+  return undefined;
+}

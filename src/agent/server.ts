@@ -1,0 +1,178 @@
+// The node agent: serves plugins' CNI requests on a unix socket by running the very function the plugin
+// runs (plugin/run.ts runCni) with warm resources, and answers with what the plugin would have printed.
+// It is an accelerator, never a dependency: a plugin that cannot reach it runs the request itself.
+import { chmodSync, existsSync, lstatSync, mkdirSync, unlinkSync } from "node:fs";
+import type { Socket } from "bun";
+import { BUILD } from "../build_info.ts";
+import { Registry } from "../controller/metrics.ts";
+import { parentDir } from "../lib/path.ts";
+import type { Logger } from "../log/logger.ts";
+import { runCni } from "../plugin/run.ts";
+import { type AgentReply, type AgentRequest, decodeRequest } from "./protocol.ts";
+import { WarmResources } from "./warm_resources.ts";
+
+export interface AgentOptions {
+  readonly socket: string;
+  /** Where /metrics and /healthz are served; none when undefined. */
+  readonly metrics?: { readonly hostname: string; readonly port: number };
+  readonly log: Logger;
+  readonly signal: AbortSignal;
+  /** Called once the socket accepts requests (tests, readiness). */
+  readonly onListening?: () => void;
+}
+
+/** A request line longer than this is no plugin's (network configs are kilobytes). */
+const MAX_REQUEST_BYTES = 4 * 1024 * 1024;
+/** How long a stopping agent lets requests in flight finish. */
+const DRAIN_MS = 20_000;
+
+const SECONDS_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+function makeMetrics(resources: WarmResources) {
+  const r = new Registry();
+  const m = {
+    registry: r,
+    duration: r.histogram("kube_ipam_cni_request_duration_seconds", "CNI requests served by the agent, by verb and outcome", SECONDS_BUCKETS),
+    refused: r.counter("kube_ipam_agent_refused_total", "Requests the agent refused (another build, not the protocol); the plugin ran them itself"),
+    pods: r.counter("kube_ipam_pod_cache_lookups_total", "Pod reads of ADDs by where they were answered: hit (the node's pod cache) or miss (a GET)"),
+    inflight: r.gauge("kube_ipam_agent_requests_in_flight", "Requests the agent is serving now"),
+    build: r.gauge("kube_ipam_build_info", "Build information"),
+  };
+  m.build.set({ build: BUILD, role: "agent" }, 1);
+  return {
+    ...m,
+    render(inflight: number): string {
+      m.pods.set({ result: "hit" }, resources.podLookups.hits);
+      m.pods.set({ result: "miss" }, resources.podLookups.misses);
+      m.inflight.set({}, inflight);
+      return r.render();
+    },
+  };
+}
+
+/** Makes the socket's directory root-only and removes a stale socket; refuses when an agent answers there. */
+async function prepareSocket(path: string): Promise<void> {
+  const dir = parentDir(path);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  chmodSync(dir, 0o700); // anyone who can connect can allocate addresses
+  if (!existsSync(path)) return;
+  if (!lstatSync(path).isSocket()) throw new Error(`Cannot serve on "${path}": it exists and is not a socket`);
+  const alive = await Bun.connect({ unix: path, socket: { data() {}, open(s) { s.end(); } } }).then(() => true, () => false);
+  if (alive) throw new Error(`Cannot serve on "${path}": another agent is serving there`);
+  unlinkSync(path);
+}
+
+interface Conn {
+  buffer: string;
+  started: boolean;
+}
+
+export async function runAgent(opts: AgentOptions): Promise<void> {
+  const { log, signal } = opts;
+  const resources = new WarmResources(log);
+  const metrics = makeMetrics(resources);
+  let inflight = 0;
+  let drained: (() => void) | undefined;
+
+  const reply = (s: Socket<Conn>, r: AgentReply) => s.write(`${JSON.stringify(r)}\n`);
+
+  async function serve(s: Socket<Conn>, req: AgentRequest): Promise<void> {
+    const started = performance.now();
+    inflight++;
+    try {
+      const out = await runCni(req.env, () => Promise.resolve(req.stdin), {
+        servedBy: "agent",
+        resources,
+        hostname: () => req.hostname,
+      });
+      const verb = req.env.CNI_COMMAND ?? "";
+      metrics.duration.observe({ verb, outcome: out.exitCode === 0 ? "ok" : "error" }, (performance.now() - started) / 1000);
+      reply(s, { stdout: out.stdout, exitCode: out.exitCode });
+    } catch (e) {
+      // runCni answers every failure itself; reaching here is a bug. Closing without an answer makes the
+      // plugin run the request on its own.
+      log.error("agent: request failed", { error: String((e as Error)?.stack ?? e) });
+    } finally {
+      s.end();
+      if (--inflight === 0) drained?.();
+    }
+  }
+
+  await prepareSocket(opts.socket);
+  const umask = process.umask(0o177);
+  let listener;
+  try {
+    listener = Bun.listen<Conn>({
+      unix: opts.socket,
+      socket: {
+        open(s) {
+          s.data = { buffer: "", started: false };
+        },
+        data(s, chunk) {
+          if (s.data.started) return;
+          s.data.buffer += chunk.toString();
+          const nl = s.data.buffer.indexOf("\n");
+          if (nl < 0) {
+            if (s.data.buffer.length > MAX_REQUEST_BYTES) s.end();
+            return;
+          }
+          s.data.started = true;
+          const req = decodeRequest(s.data.buffer.slice(0, nl));
+          s.data.buffer = "";
+          if (!req || req.build !== BUILD) {
+            const why = req ? `agent build "${BUILD}" serves only plugins of that build, not "${req.build}"` : "not the protocol";
+            metrics.refused.add({ reason: req ? "build" : "protocol" }, 1);
+            reply(s, { refused: why });
+            s.end();
+            return;
+          }
+          if (Date.now() > req.acceptBy) {
+            // The plugin gave up on us and ran the request itself (see protocol.ts).
+            metrics.refused.add({ reason: "late" }, 1);
+            log.warn("agent: dropped a request read after the plugin stopped waiting", { command: req.env.CNI_COMMAND, containerID: req.env.CNI_CONTAINERID });
+            s.end();
+            return;
+          }
+          reply(s, { accepted: true });
+          void serve(s, req);
+        },
+        error(_s, err) {
+          log.warn("agent: connection error", { error: err.message });
+        },
+      },
+    });
+  } finally {
+    process.umask(umask);
+  }
+  chmodSync(opts.socket, 0o600);
+
+  const http = opts.metrics && Bun.serve({
+    hostname: opts.metrics.hostname,
+    port: opts.metrics.port,
+    fetch(req) {
+      const path = new URL(req.url).pathname;
+      if (path === "/healthz") return new Response("ok\n");
+      if (path === "/metrics") return new Response(metrics.render(inflight), { headers: { "content-type": "text/plain; version=0.0.4" } });
+      return new Response("not found\n", { status: 404 });
+    },
+  });
+  log.info("agent started", { socket: opts.socket, build: BUILD, metrics: http ? `${http.hostname}:${http.port}` : undefined });
+  opts.onListening?.();
+
+  await new Promise<void>((resolve) => {
+    if (signal.aborted) resolve();
+    signal.addEventListener("abort", () => resolve(), { once: true });
+  });
+  listener.stop(); // no new connections; the ones in flight get their answers
+  try {
+    unlinkSync(opts.socket);
+  } catch {
+    // already gone
+  }
+  if (inflight > 0) {
+    await Promise.race([new Promise<void>((r) => (drained = r)), Bun.sleep(DRAIN_MS)]);
+  }
+  http?.stop(true);
+  await resources.close();
+  log.info("agent stopped", { socket: opts.socket });
+}

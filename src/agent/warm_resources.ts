@@ -1,0 +1,113 @@
+// The agent's Resources: what a plugin opens for one request, kept open across requests. Stores by
+// their config (etcd connections stay alive, TLS sessions are reused), Kubernetes clients by kubeconfig,
+// and per (kubeconfig, node) a cache of the node's pods, so that an ADD reads its pod's annotations
+// from memory. A config that changes gets new ones at the next request: entries are keyed by the config
+// and by the modification times of the files it names (rotated certificates, a rewritten kubeconfig).
+import { statSync } from "node:fs";
+import type { StoreConfig } from "../config/store_config.ts";
+import { KubeClient } from "../k8s/client.ts";
+// TEMP until pod_cache lands
+class PodCache { constructor(_c: unknown, _n: string, _o: { onError(e: unknown): void }) {} start() {} lookup(_a: string, _b: string, _c?: string): undefined { return undefined; } async stop() {} }
+import type { Logger } from "../log/logger.ts";
+import { apiLiveness, getPod, kubeClient } from "../plugin/pod_lookup.ts";
+import type { KubeView, Resources, StoreLease } from "../plugin/resources.ts";
+import { openStore } from "../store/open.ts";
+import type { Store } from "../store/store.ts";
+
+function stamp(paths: readonly (string | undefined)[]): string {
+  return paths.map((p) => {
+    if (!p) return "";
+    try {
+      const st = statSync(p);
+      return `${st.mtimeMs}:${st.size}`;
+    } catch {
+      return "missing";
+    }
+  }).join("|");
+}
+
+const RETIRE_AFTER_MS = 120_000;
+
+interface Entry<T> {
+  readonly stamp: string;
+  readonly value: Promise<T>;
+}
+
+export interface PodLookups {
+  hits: number;
+  misses: number;
+}
+
+export class WarmResources implements Resources {
+  readonly #stores = new Map<string, Entry<Store>>();
+  readonly #clients = new Map<string, Entry<KubeClient>>();
+  readonly #pods = new Map<string, { client: KubeClient; cache: PodCache }>();
+  readonly #log: Logger;
+  /** Pod reads served from the cache (hits) and from the API (misses). */
+  readonly podLookups: PodLookups = { hits: 0, misses: 0 };
+
+  constructor(log: Logger) {
+    this.#log = log;
+  }
+
+  async store(config: StoreConfig): Promise<StoreLease> {
+    const key = JSON.stringify(config);
+    const files = config.kind === "etcd" ? [config.certFile, config.keyFile, config.caFile] : [];
+    const store = await this.#cached(this.#stores, key, stamp(files), () => openStore(config), (s) => s.close());
+    return { store, done: () => Promise.resolve() };
+  }
+
+  async kube(path: string): Promise<KubeView> {
+    const client = await this.#cached(this.#clients, path, stamp([path]), () => kubeClient(path), () => Promise.resolve());
+    return {
+      pod: async (ref, node) => {
+        const cached = this.#podCache(path, client, node).lookup(ref.namespace!, ref.name!, ref.uid);
+        if (cached) {
+          this.podLookups.hits++;
+          return cached;
+        }
+        this.podLookups.misses++;
+        return getPod(client, ref);
+      },
+      liveness: apiLiveness(client),
+    };
+  }
+
+  /** The pod cache of `node` through this kubeconfig, started on first use; a new client replaces it. */
+  #podCache(path: string, client: KubeClient, node: string): PodCache {
+    const key = `${path}\u0000${node}`;
+    const have = this.#pods.get(key);
+    if (have?.client === client) return have.cache;
+    void have?.cache.stop();
+    const cache = new PodCache(client, node, {
+      onError: (e) => this.#log.warn("pod cache: reconnecting", { node, server: client.server, error: String((e as Error)?.message ?? e) }),
+    });
+    cache.start();
+    this.#pods.set(key, { client, cache });
+    return cache;
+  }
+
+  /** The value for `key` made under `stamp`; a failure is not kept, so the next request tries again. */
+  async #cached<T>(map: Map<string, Entry<T>>, key: string, stamp: string, make: () => Promise<T>,
+    close: (v: T) => Promise<void>): Promise<T> {
+    const have = map.get(key);
+    if (have?.stamp === stamp) return have.value;
+    // Requests in flight may still use the old one: it is closed once they have surely ended.
+    if (have) setTimeout(() => void have.value.then(close, () => undefined), RETIRE_AFTER_MS).unref();
+    const value = make();
+    map.set(key, { stamp, value });
+    value.catch(() => {
+      if (map.get(key)?.value === value) map.delete(key);
+    });
+    return value;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.#pods.values()].map((p) => p.cache.stop()));
+    const stores = [...this.#stores.values()].map((e) => e.value.then((s) => s.close(), () => undefined));
+    this.#pods.clear();
+    this.#stores.clear();
+    this.#clients.clear();
+    await Promise.all(stores);
+  }
+}
