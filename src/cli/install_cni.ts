@@ -1,4 +1,5 @@
-// `kube-ipam install-cni --bin-dir DIR --conf-dir DIR --conf FILE [--name FILENAME] [--sleep]`: the
+// `kube-ipam install-cni --bin-dir DIR --conf-dir DIR --conf FILE [--name FILENAME] [--sleep | --agent
+// [--socket PATH] [--metrics-addr HOST:PORT]]`: the
 // install-cni step of the DaemonSet (deploy/kube-ipam-daemonset.yaml), as Calico and whereabouts do it.
 //
 // 1. Reads the network config FILE (the ConfigMap), injects KUBE_IPAM_NODE_NAME as `ipam.nodeName` (the
@@ -9,7 +10,8 @@
 //    basename), each atomically: a temporary file in the target directory, chmod, fsync, rename. A runtime
 //    running the plugin at that moment runs the old or the new file, never a partial one; the binary goes
 //    first so that the config never names a plugin that is not there yet.
-// 3. With --sleep, sleeps until SIGTERM or SIGINT and exits 0 (the DaemonSet's main container).
+// 3. With --sleep, sleeps until SIGTERM or SIGINT and exits 0; with --agent, runs the node agent
+//    (`kube-ipam agent`) until then instead: the DaemonSet's main container.
 //
 // Usage errors exit 2 (UsageError); unreadable, invalid or unwritable files exit 1 naming the path.
 import { closeSync, copyFileSync, chmodSync, fsyncSync, openSync, readFileSync, renameSync, statSync, unlinkSync,
@@ -21,11 +23,12 @@ import { ConfigError, DecodeError } from "../config/errors.ts";
 import { loadIpamConfig } from "../config/ipam_config.ts";
 import { decodeNetworkConfig, selectKubeIpamConfig } from "../config/network_file.ts";
 import { VERSION } from "../version.ts";
+import { agentCommand } from "./agent.ts";
 import { type ParsedFlags, UsageError } from "./flags.ts";
 import { isRecord } from "../lib/is_record.ts";
 
-export const INSTALL_CNI_VALUED = ["bin-dir", "conf-dir", "conf", "name"] as const;
-export const INSTALL_CNI_SWITCHES = ["sleep"] as const;
+export const INSTALL_CNI_VALUED = ["bin-dir", "conf-dir", "conf", "name", "socket", "metrics-addr"] as const;
+export const INSTALL_CNI_SWITCHES = ["sleep", "agent"] as const;
 export const BINARY_NAME = "kube-ipam";
 
 type Obj = Record<string, unknown>;
@@ -38,6 +41,8 @@ export interface InstallCniIO {
   readonly print: (text: string) => void;
   /** Resolves with the signal's name when the process is asked to stop. */
   readonly waitForTermination: () => Promise<string>;
+  /** Runs the node agent until the process is asked to stop. */
+  readonly runAgent: (flags: ParsedFlags) => Promise<string>;
 }
 
 /** The compiled executable; `bun src/main.ts` would install the Bun runtime itself, so that is refused. */
@@ -57,6 +62,7 @@ const defaultIO: InstallCniIO = {
   env: process.env,
   print: (text) => process.stdout.write(text),
   waitForTermination,
+  runAgent: agentCommand,
 };
 
 /** Parses, validates, installs; returns what is left to print (nothing, or the exit line after --sleep). */
@@ -76,6 +82,11 @@ export async function installCniCommand(flags: ParsedFlags, io: InstallCniIO = d
     throw new UsageError(`--name "${name}" must end in .conf, .conflist or .json, or the runtime ignores it`);
   }
 
+  const agent = flags.switches.has("agent");
+  if (agent && flags.switches.has("sleep")) throw new UsageError("install-cni takes --sleep or --agent, not both");
+  for (const f of ["socket", "metrics-addr"]) {
+    if (!agent && flags.values.has(f)) throw new UsageError(`--${f} is a flag of the agent: add --agent`);
+  }
   const self = io.execPath;
   const nodeName = io.env.KUBE_IPAM_NODE_NAME || undefined;
   const conf = prepareConfig(confFile, nodeName);
@@ -91,6 +102,10 @@ export async function installCniCommand(flags: ParsedFlags, io: InstallCniIO = d
   const node = nodeName ? `, ipam.nodeName "${nodeName}"${conf.replaced ? ` (replacing "${conf.replaced}")` : ""}` : "";
   io.print(`Installed ${confPath} (network "${conf.network}"${node}) from ${confFile}\n`);
 
+  if (agent) {
+    io.print("Running the node agent\n");
+    return io.runAgent(flags);
+  }
   if (!flags.switches.has("sleep")) return "";
   const terminated = io.waitForTermination(); // handlers first: a SIGTERM right after the line below is ours
   io.print("Sleeping until terminated\n");

@@ -41,10 +41,12 @@ Commands:
                                              list reservations
   kube-ipam example-config [${EXAMPLE_KINDS.join("|")}]
                                              print a network config to start from
-  kube-ipam install-cni --bin-dir DIR --conf-dir DIR --conf FILE [--name FILENAME] [--sleep]
+  kube-ipam install-cni --bin-dir DIR --conf-dir DIR --conf FILE [--name FILENAME]
+                       [--sleep | --agent [--socket PATH] [--metrics-addr HOST:PORT]]
                                              install this binary as DIR/kube-ipam and FILE into the
                                              CNI config directory (with KUBE_IPAM_NODE_NAME as
-                                             ipam.nodeName), atomically; --sleep then waits for SIGTERM
+                                             ipam.nodeName), atomically; --sleep then waits for SIGTERM,
+                                             --agent runs the node agent until then
   kube-ipam version                          print the version
   kube-ipam help                             this text
 

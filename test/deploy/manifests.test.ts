@@ -6,6 +6,8 @@ import { join, resolve } from "node:path";
 import { loadIpamConfig } from "../../src/config/ipam_config.ts";
 import { decodeNetworkConfig, selectKubeIpamConfig } from "../../src/config/network_file.ts";
 import { loadKubeConfig } from "../../src/k8s/kubeconfig.ts";
+import { DEFAULT_AGENT_SOCKET } from "../../src/agent/protocol.ts";
+import { freePorts } from "../support/etcd.ts";
 import { BINARY, runCli, tempDir } from "../support/plugin.ts";
 
 const DEPLOY = resolve(import.meta.dir, "../../deploy");
@@ -62,6 +64,14 @@ function volume(podSpec: Any, name: string): Any {
 function volumeAt(podSpec: Any, container: Any, mountPath: string): { volume: Any; mount: Any } {
   const mount = container.volumeMounts.find((m: Any) => m.mountPath === mountPath);
   if (!mount) throw new Error(`${container.name}: nothing mounted at ${mountPath}`);
+  return { volume: volume(podSpec, mount.name), mount };
+}
+
+/** The mount of `container` that holds `path` (the deepest one), with its volume. */
+function mountHolding(podSpec: Any, container: Any, path: string): { volume: Any; mount: Any } {
+  const mounts = container.volumeMounts.filter((m: Any) => path === m.mountPath || path.startsWith(`${m.mountPath}/`));
+  if (mounts.length === 0) throw new Error(`${container.name}: nothing mounted holds ${path}`);
+  const mount = mounts.sort((a: Any, b: Any) => b.mountPath.length - a.mountPath.length)[0];
   return { volume: volume(podSpec, mount.name), mount };
 }
 
@@ -169,7 +179,7 @@ describe("the binary accepts what the manifests run", () => {
     expect(r.stderr).toContain(join(dir.path, "missing.conf"));
   });
 
-  test("the DaemonSet's install-cni runs as written against the ConfigMap, then sleeps until SIGTERM", async () => {
+  test("the DaemonSet's install-cni runs as written against the ConfigMap, then serves as the node agent until SIGTERM", async () => {
     // The host's directories and the ConfigMap mount, moved into a temporary directory.
     const flags = flagValues(installCni.args.slice(1));
     const map = (p: string) => join(dir.path, p);
@@ -177,23 +187,29 @@ describe("the binary accepts what the manifests run", () => {
     const conf = flags.get("--conf")!;
     mkdirSync(map(conf.slice(0, conf.lastIndexOf("/"))), { recursive: true });
     writeFileSync(map(conf), configFile(daemonSet.spec.template.spec, installCni, conf).text);
-    const args = installCni.args.map((a: string) => (a.startsWith("/") ? map(a) : a));
+    const [port] = freePorts(1);
+    // The host's paths under the temporary directory, the agent's metrics on a free port.
+    const args = installCni.args.map((a: string) => (a.startsWith("/") ? map(a) : a === flags.get("--metrics-addr") ? `127.0.0.1:${port}` : a));
 
     const proc = Bun.spawn([BINARY, ...args], {
       env: { PATH: process.env.PATH ?? "/usr/bin:/bin", KUBE_IPAM_NODE_NAME: "node-7" },
       stdout: "pipe",
       stderr: "pipe",
     });
-    const reader = proc.stdout.getReader();
-    let out = "";
-    while (!out.includes("Sleeping")) {
+    const reader = proc.stderr.getReader();
+    let log = "";
+    while (!log.includes('"agent started"')) {
       const { value, done } = await reader.read();
       if (done) break;
-      out += new TextDecoder().decode(value);
+      log += new TextDecoder().decode(value);
     }
-    expect(out).toContain("Sleeping until terminated");
+    expect(log).toContain('"agent started"');
+    const socket = map(flags.get("--socket")!);
+    expect(statSync(socket).mode & 0o777).toBe(0o600);
+    expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
     proc.kill("SIGTERM");
     expect(await proc.exited).toBe(0);
+    expect(await new Response(proc.stdout).text()).toContain("Running the node agent");
 
     const installed = JSON.parse(readFileSync(join(map(flags.get("--conf-dir")!), conf.slice(conf.lastIndexOf("/") + 1)), "utf8"));
     expect(installed.ipam.nodeName).toBe("node-7");
@@ -211,7 +227,29 @@ describe("DaemonSet", () => {
       expect(v.hostPath.path).toBe(hostPath);
       expect(mount.readOnly ?? false).toBe(false);
     }
-    expect(flags.has("--sleep")).toBe(true);
+    expect(flags.has("--agent")).toBe(true);
+  });
+
+  test("the agent's socket is the host's /run/kube-ipam and the plugin's default; its probe is its metrics port", () => {
+    const flags = flagValues(installCni.args.slice(1));
+    expect(flags.get("--socket")).toBe(DEFAULT_AGENT_SOCKET);
+    expect(networkConfig.ipam.agentSocket ?? DEFAULT_AGENT_SOCKET).toBe(flags.get("--socket"));
+    const { volume: v, mount } = mountHolding(pod, installCni, flags.get("--socket")!);
+    expect(v.hostPath.path).toBe(mount.mountPath);
+    const port = Number(flags.get("--metrics-addr")!.split(":").pop());
+    expect(installCni.readinessProbe.httpGet).toEqual({ path: "/healthz", port });
+    expect(installCni.ports).toContainEqual({ name: "agent-metrics", containerPort: port });
+  });
+
+  test("the agent sees every host file the network config names at the host's own path", () => {
+    const ipam = networkConfig.ipam;
+    const files = [ipam.kubeConfig, ipam.logFile ?? "/var/log/kube-ipam.log", ...etcdFiles];
+    if (!ipam.etcdConfig) files.push(`${ipam.dataDir ?? "/var/lib/cni/kube-ipam"}/x`);
+    for (const f of files) {
+      const { volume: v, mount } = mountHolding(pod, installCni, f);
+      expect(`${f}: ${v.hostPath?.path}`).toBe(`${f}: ${mount.mountPath}`);
+    }
+    expect(mountHolding(pod, installCni, ipam.logFile ?? "/var/log/kube-ipam.log").mount.readOnly ?? false).toBe(false);
   });
 
   test("--conf is the ConfigMap's network config", () => {
