@@ -6,8 +6,7 @@
 import { statSync } from "node:fs";
 import type { StoreConfig } from "../config/store_config.ts";
 import { KubeClient } from "../k8s/client.ts";
-// TEMP until pod_cache lands
-class PodCache { constructor(_c: unknown, _n: string, _o: { onError(e: unknown): void }) {} start() {} lookup(_a: string, _b: string, _c?: string): undefined { return undefined; } async stop() {} }
+import { PodCache } from "../k8s/pod_cache.ts";
 import type { Logger } from "../log/logger.ts";
 import { apiLiveness, getPod, kubeClient } from "../plugin/pod_lookup.ts";
 import type { KubeView, Resources, StoreLease } from "../plugin/resources.ts";
@@ -61,7 +60,11 @@ export class WarmResources implements Resources {
     const client = await this.#cached(this.#clients, path, stamp([path]), () => kubeClient(path), () => Promise.resolve());
     return {
       pod: async (ref, node) => {
-        const cached = this.#podCache(path, client, node).lookup(ref.namespace!, ref.name!, ref.uid);
+        // Only a pod the runtime names by UID (K8S_POD_UID) is taken from the cache: by name alone, a
+        // watch that lags could answer with the pod this one replaces (a StatefulSet pod re-created under
+        // its name), and the allocation would record the wrong pod.
+        const cache = this.#podCache(path, client, node);
+        const cached = ref.uid ? cache.lookup(ref.namespace!, ref.name!, ref.uid) : undefined;
         if (cached) {
           this.podLookups.hits++;
           return cached;

@@ -1,4 +1,4 @@
-// Reads pods and StatefulSets from the Kubernetes API: plain HTTPS GETs with Bun's fetch.
+// Reads pods and StatefulSets from the Kubernetes API: plain HTTPS GETs with Bun's fetch, and pod watches.
 // Every failure becomes a KubeUnavailableError in one place (`unavailable` below); the only answer that is
 // not an error is a real NotFound for the object asked for.
 import { readFileSync } from "node:fs";
@@ -6,7 +6,7 @@ import { KubeUnavailableError } from "./errors.ts";
 import type { KubeConfig } from "./kubeconfig.ts";
 
 export { KubeUnavailableError };
-import type { List, Pod, StatefulSet, Status } from "./types.ts";
+import type { List, Pod, StatefulSet, Status, WatchEvent } from "./types.ts";
 import { isRecord } from "../lib/is_record.ts";
 
 export interface KubeClientOptions {
@@ -16,6 +16,33 @@ export interface KubeClientOptions {
   readonly pageSize?: number;
 }
 
+/** A complete list and the resourceVersion it was read at: where a watch of the same selection starts. */
+export interface VersionedList<T> {
+  readonly items: T[];
+  readonly resourceVersion: string;
+}
+
+export interface ListOptions {
+  /** As the API takes it, e.g. "spec.nodeName=node-1". */
+  readonly fieldSelector?: string;
+  /** Aborts the list (the promise then rejects). */
+  readonly signal?: AbortSignal;
+}
+
+export interface WatchOptions {
+  /** Events after this version; from a list or the last event seen. */
+  readonly resourceVersion: string;
+  readonly fieldSelector?: string;
+  readonly allowWatchBookmarks?: boolean;
+  /** The server ends the watch cleanly after this long. */
+  readonly timeoutSeconds?: number;
+  /** Ends the watch; the promise then resolves. */
+  readonly signal: AbortSignal;
+}
+
+// A server that was asked to end a watch at timeoutSeconds and has not, has lost the connection silently
+// (a half-open TCP connection gives no error): give up on it this much later.
+const WATCH_GRACE_S = 30;
 
 const TOKEN_REREAD_MS = 60_000; // as client-go: rotated service account tokens are picked up within a minute
 
@@ -57,8 +84,96 @@ export class KubeClient {
     return this.#list("/api/v1/pods", "list pods");
   }
 
+  /** Pods of the selection, all pages, with the list's resourceVersion to watch from. */
+  listPodsVersioned(options: ListOptions = {}): Promise<VersionedList<Pod>> {
+    return this.#listVersioned("/api/v1/pods", "list pods", options);
+  }
+
   listStatefulSets(): Promise<StatefulSet[]> {
     return this.#list("/apis/apps/v1/statefulsets", "list StatefulSets");
+  }
+
+  /**
+   * Streams pod events after `resourceVersion` to `onEvent`, in order, until the server ends the watch
+   * (resolves) or `signal` aborts (resolves). Throws KubeUnavailableError when the watch cannot start, the
+   * connection breaks, or the server sends an ERROR event (`status` is its code: 410 when the version is
+   * too old and the caller must list again). An exception from `onEvent` ends the watch and is rethrown.
+   */
+  async watchPods(options: WatchOptions, onEvent: (event: WatchEvent<Pod>) => void): Promise<void> {
+    const action = "watch pods";
+    const { signal, timeoutSeconds } = options;
+    if (signal.aborted) return;
+    let query = `?watch=true&resourceVersion=${enc(options.resourceVersion)}`;
+    if (options.fieldSelector) query += `&fieldSelector=${enc(options.fieldSelector)}`;
+    if (options.allowWatchBookmarks) query += "&allowWatchBookmarks=true";
+    if (timeoutSeconds) query += `&timeoutSeconds=${timeoutSeconds}`;
+    // One controller for the caller's abort and both of our timeouts; which one fired decides the outcome.
+    const ac = new AbortController();
+    let timedOut: Error | undefined;
+    const timeout = (error: Error) => () => {
+      timedOut = error;
+      ac.abort(error);
+    };
+    const onAbort = () => ac.abort(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    const connectTimer = setTimeout(timeout(new DOMException("timed out", "TimeoutError")), this.#timeoutMs);
+    const deadline = timeoutSeconds ? timeoutSeconds + WATCH_GRACE_S : 0;
+    const deadlineTimer = deadline
+      ? setTimeout(timeout(new Error(`the watch did not end within ${deadline} s`)), deadline * 1000)
+      : undefined;
+    try {
+      let res: Response;
+      try {
+        res = await this.#fetch(`${this.server}/api/v1/pods${query}`, ac.signal);
+      } catch (e) {
+        if (signal.aborted) return;
+        throw this.#unavailable(action, { error: timedOut ?? e, status: 0 });
+      }
+      clearTimeout(connectTimer);
+      const { status, statusText } = res;
+      if (status !== 200) {
+        const text = await res.text().catch(() => "");
+        throw this.#unavailable(action, { status, statusText, body: parseJSON(text) ?? text });
+      }
+      if (!res.body) return; // ended before it began: as an empty stream
+      const reader = res.body.getReader();
+      const decoder = new TextDecoder();
+      let buffer = "";
+      for (;;) {
+        let chunk: Awaited<ReturnType<typeof reader.read>>;
+        try {
+          chunk = await reader.read();
+        } catch (e) {
+          if (signal.aborted) return;
+          throw this.#unavailable(action, { error: timedOut ?? e, status, watching: true });
+        }
+        buffer += chunk.done ? decoder.decode() : decoder.decode(chunk.value, { stream: true });
+        const lines = buffer.split("\n");
+        buffer = chunk.done ? "" : lines.pop()!;
+        for (const line of lines) {
+          if (line.trim()) onEvent(this.#event(line, action));
+        }
+        if (chunk.done) return;
+      }
+    } finally {
+      clearTimeout(connectTimer);
+      clearTimeout(deadlineTimer);
+      signal.removeEventListener("abort", onAbort);
+      ac.abort(); // closes the connection when we stop reading before the server ends the stream
+    }
+  }
+
+  #event(line: string, action: string): WatchEvent<Pod> {
+    const event = parseJSON(line);
+    if (isRecord(event) && isRecord(event.object)) {
+      const { type, object } = event;
+      if (type === "ERROR" && isStatus(object)) throw this.#unavailable(action, { event: object });
+      if (isRecord(object.metadata) && (type === "ADDED" || type === "MODIFIED" || type === "DELETED" ||
+        (type === "BOOKMARK" && typeof object.metadata.resourceVersion === "string"))) {
+        return event as WatchEvent<Pod>;
+      }
+    }
+    throw this.#unavailable(action, { status: 200, body: `watch event ${line}` });
   }
 
   async #get<T>(path: string, kind: string, name: string, action: string): Promise<T | undefined> {
@@ -71,37 +186,50 @@ export class KubeClient {
   }
 
   async #list<T>(path: string, action: string): Promise<T[]> {
+    return (await this.#listVersioned<T>(path, action, {})).items;
+  }
+
+  async #listVersioned<T>(path: string, action: string, options: ListOptions): Promise<VersionedList<T>> {
     const items: T[] = [];
+    const selector = options.fieldSelector ? `&fieldSelector=${enc(options.fieldSelector)}` : "";
     let token = "";
+    let resourceVersion: unknown;
     do {
-      const query = `?limit=${this.#pageSize}${token ? `&continue=${enc(token)}` : ""}`;
-      const { status, body } = await this.#request(path + query, action);
+      const query = `?limit=${this.#pageSize}${selector}${token ? `&continue=${enc(token)}` : ""}`;
+      const { status, body } = await this.#request(path + query, action, options.signal);
       const list = body as List<T>;
       if (status !== 200 || !isRecord(body) || !Array.isArray(list.items) || !isRecord(body.metadata)) {
         throw this.#unavailable(action, { status, body });
       }
       items.push(...list.items);
+      resourceVersion = list.metadata.resourceVersion;
       const next: unknown = list.metadata.continue;
       token = typeof next === "string" ? next : "";
     } while (token);
-    return items;
+    // Only lists that will be watched need it; the stand-in and every API server send it.
+    return { items, resourceVersion: typeof resourceVersion === "string" ? resourceVersion : "" };
   }
 
-  async #request(path: string, action: string): Promise<{ status: number; body: unknown }> {
+  #fetch(url: string, signal: AbortSignal): Promise<Response> {
     const { ca, cert, key, insecureSkipTLSVerify } = this.#config;
     const headers: Record<string, string> = { Accept: "application/json", "User-Agent": "kube-ipam" };
     const token = this.#currentToken();
     if (token) headers.Authorization = `Bearer ${token}`;
+    return fetch(url, {
+      headers,
+      redirect: "manual",
+      signal,
+      tls: { ca, cert, key, rejectUnauthorized: !insecureSkipTLSVerify },
+    });
+  }
+
+  async #request(path: string, action: string, abort?: AbortSignal): Promise<{ status: number; body: unknown }> {
     let status = 0;
     let statusText = "";
     let text: string;
     try {
-      const res = await fetch(this.server + path, {
-        headers,
-        redirect: "manual",
-        signal: AbortSignal.timeout(this.#timeoutMs),
-        tls: { ca, cert, key, rejectUnauthorized: !insecureSkipTLSVerify },
-      });
+      const timeout = AbortSignal.timeout(this.#timeoutMs);
+      const res = await this.#fetch(this.server + path, abort ? AbortSignal.any([timeout, abort]) : timeout);
       ({ status, statusText } = res);
       text = await res.text();
     } catch (e) {
@@ -129,10 +257,12 @@ export class KubeClient {
 
   /** The one place where failures become messages. */
   #unavailable(action: string, failure: Failure): KubeUnavailableError {
-    const reason = "error" in failure
-      ? transportReason(failure.error, this.#timeoutMs)
+    const reason = "event" in failure
+      ? eventReason(failure.event)
+      : "error" in failure
+      ? transportReason(failure.error, this.#timeoutMs, failure.watching)
       : httpReason(failure.status, failure.statusText, failure.body);
-    const status = failure.status || undefined;
+    const status = ("event" in failure ? failure.event.code : failure.status) || undefined;
     const cause = "error" in failure ? failure.error : undefined;
     return new KubeUnavailableError(this.server, `Cannot ${action} from Kubernetes API "${this.server}": ${reason}`,
       status, { cause });
@@ -140,8 +270,9 @@ export class KubeClient {
 }
 
 type Failure =
-  | { readonly error: unknown; readonly status: number }
-  | { readonly status: number; readonly statusText?: string; readonly body: unknown };
+  | { readonly error: unknown; readonly status: number; readonly watching?: boolean }
+  | { readonly status: number; readonly statusText?: string; readonly body: unknown }
+  | { readonly event: Status };
 
 const STATUS_TEXT: Readonly<Record<number, string>> = {
   200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 410: "Gone",
@@ -169,10 +300,17 @@ const CODES: Readonly<Record<string, string>> = {
   EPROTO: "TLS handshake failed (does the server require a client certificate?)",
 };
 
-function transportReason(error: unknown, timeoutMs: number): string {
+/** An ERROR event of a watch: the API answered 200, then this Status in the stream. */
+function eventReason(s: Status): string {
+  return `watch ERROR event ${s.code} ${s.reason ?? ""}${s.message ? `: ${s.message}` : ""}`.replace(/ +:/, ":");
+}
+
+function transportReason(error: unknown, timeoutMs: number, watching = false): string {
   const e = error as { name?: string; code?: string; message?: string };
   if (e?.name === "TimeoutError") return `no response within ${timeoutMs} ms`;
   const code = typeof e?.code === "string" ? e.code : "";
+  // A reset after the answer began is a dropped connection, not the TLS refusal it is when connecting.
+  if (watching && code === "ECONNRESET") return "connection lost during the watch (ECONNRESET)";
   if (CODES[code]) return `${CODES[code]} (${code})`;
   const msg = String(e?.message ?? error).replace(/\. For more information, pass `verbose: true`.*$/, "");
   if (/CERT|SELF_SIGNED|VERIFY|ALTNAME/.test(code)) {

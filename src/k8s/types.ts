@@ -90,3 +90,11 @@ export interface Status {
   };
   readonly code: number;
 }
+
+/**
+ * One line of a watch stream (`?watch=true`). ERROR events (a Status, e.g. 410 Expired) end the watch and
+ * reach callers as errors, so they are not part of this type. A BOOKMARK carries only a resourceVersion.
+ */
+export type WatchEvent<T> =
+  | { readonly type: "ADDED" | "MODIFIED" | "DELETED"; readonly object: T }
+  | { readonly type: "BOOKMARK"; readonly object: { readonly metadata: { readonly resourceVersion: string } } };

@@ -222,3 +222,156 @@ test("stand-in: namespaced list with limit, as the API pages it", async () => {
   expect(rest.metadata.continue).toBeUndefined();
   api.stop();
 });
+
+describe("listPodsVersioned and watchPods", () => {
+  let api: KubeApi;
+  beforeAll(() => {
+    api = startKubeApi(pki);
+  });
+  afterAll(() => api.stop());
+  afterEach(() => {
+    api.failWith(undefined);
+    api.requests.length = 0;
+  });
+  type Seen = { type: string; name: string | undefined; rv: string | undefined };
+  const watch = (kube: KubeClient, options: Omit<Parameters<KubeClient["watchPods"]>[0], "signal"> & { signal?: AbortSignal }, seen: Seen[]) =>
+    kube.watchPods({ signal: new AbortController().signal, ...options }, (e) => {
+      const meta = e.object.metadata as { name?: string; resourceVersion?: string };
+      seen.push({ type: e.type, name: meta.name, rv: meta.resourceVersion });
+    });
+  const until = async (what: string, check: () => boolean) => {
+    const deadline = Date.now() + 5000;
+    while (!check()) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+      await Bun.sleep(5);
+    }
+  };
+
+  test("a field-selected list, all pages, with the list's resourceVersion", async () => {
+    for (const i of [0, 1, 2]) api.setPod(makePod({ namespace: "v", name: `on-${i}`, nodeName: "node-a" }));
+    api.setPod(makePod({ namespace: "v", name: "off", nodeName: "node-b" }));
+    const kube = await clientFor(api, "token", {}, { pageSize: 2 });
+    const list = await kube.listPodsVersioned({ fieldSelector: "spec.nodeName=node-a" });
+    expect(list.items.map((p) => p.metadata.name)).toEqual(["on-0", "on-1", "on-2"]);
+    expect(list.resourceVersion).toBe(api.resourceVersion);
+    expect(api.requests[0]).toBe("GET /api/v1/pods?limit=2&fieldSelector=spec.nodeName%3Dnode-a");
+    expect(api.requests[1]).toStartWith("GET /api/v1/pods?limit=2&fieldSelector=spec.nodeName%3Dnode-a&continue=");
+  });
+
+  test("a field label the API does not support: 400", async () => {
+    const kube = await clientFor(api);
+    const err = await failure(kube.listPodsVersioned({ fieldSelector: "spec.nodename=x" }));
+    expect(err.status).toBe(400);
+    expect(err.message).toBe(`Cannot list pods from Kubernetes API "${api.url}": HTTP 400 Bad Request: field label not supported: spec.nodename`);
+    const werr = await failure(watch(kube, { resourceVersion: "0", fieldSelector: "spec.nodename=x" }, []));
+    expect(werr.message).toBe(`Cannot watch pods from Kubernetes API "${api.url}": HTTP 400 Bad Request: field label not supported: spec.nodename`);
+  });
+
+  test("events after the resourceVersion in order, moves in and out of the selection, then live; timeoutSeconds ends it", async () => {
+    const a = api.setPod(makePod({ namespace: "w", name: "a", nodeName: "n1" }));
+    const b = api.setPod(makePod({ namespace: "w", name: "b", nodeName: "n2" }));
+    const from = api.resourceVersion;
+    const a2 = api.setPod({ ...a, metadata: { ...a.metadata, annotations: { x: "1" } } });
+    const a3 = api.setPod({ ...a2, spec: { nodeName: "n2" } }); // out of n1: DELETED
+    const b2 = api.setPod({ ...b, spec: { nodeName: "n1" } }); // into n1: ADDED
+    api.setPod(makePod({ namespace: "w", name: "c", nodeName: "n2" })); // never n1's
+    const kube = await clientFor(api);
+    const seen: Seen[] = [];
+    const t = Date.now();
+    const done = watch(kube, { resourceVersion: from, fieldSelector: "spec.nodeName=n1", timeoutSeconds: 1 }, seen);
+    await until("the replay", () => seen.length === 3);
+    api.deletePod("w", "b"); // live
+    await done;
+    expect(Date.now() - t).toBeGreaterThanOrEqual(900);
+    expect(seen).toEqual([
+      { type: "MODIFIED", name: "a", rv: a2.metadata.resourceVersion },
+      { type: "DELETED", name: "a", rv: a3.metadata.resourceVersion },
+      { type: "ADDED", name: "b", rv: b2.metadata.resourceVersion },
+      { type: "DELETED", name: "b", rv: api.resourceVersion },
+    ]);
+    expect(api.requests).toEqual([`GET /api/v1/pods?watch=true&resourceVersion=${from}&fieldSelector=spec.nodeName%3Dn1&timeoutSeconds=1`]);
+    expect(api.openWatches).toBe(0);
+  });
+
+  test("resourceVersion 0: the current objects as ADDED; bookmarks only when allowed", async () => {
+    const kube = await clientFor(api);
+    api.setPod(makePod({ namespace: "z", name: "z0", nodeName: "nz" }));
+    const plain: Seen[] = [];
+    const marked: Seen[] = [];
+    const ac = new AbortController();
+    const w1 = watch(kube, { resourceVersion: "0", fieldSelector: "spec.nodeName=nz", signal: ac.signal }, plain);
+    const w2 = watch(kube, { resourceVersion: "0", fieldSelector: "spec.nodeName=nz", allowWatchBookmarks: true, signal: ac.signal }, marked);
+    await until("both watching", () => api.openWatches === 2 && plain.length === 1 && marked.length === 1);
+    api.sendBookmarks();
+    await until("the bookmark", () => marked.length === 2);
+    ac.abort();
+    await Promise.all([w1, w2]); // an abort ends the watch without an error
+    expect(plain).toEqual([{ type: "ADDED", name: "z0", rv: expect.any(String) }]);
+    expect(marked[1]).toEqual({ type: "BOOKMARK", name: undefined, rv: api.resourceVersion });
+    await until("the streams are closed", () => api.openWatches === 0);
+  });
+
+  test("too old a resourceVersion: an ERROR event with 410 Expired, as the API sends it", async () => {
+    const old = api.resourceVersion;
+    api.setPod(makePod({ namespace: "e", name: "e0" }));
+    api.compactWatchHistory();
+    const res = await fetch(`${api.url}/api/v1/pods?watch=true&resourceVersion=${old}`, {
+      headers: { Authorization: `Bearer ${api.token}` }, tls: { ca: readFileSync(pki.ca.cert, "utf8") },
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toBe("application/json");
+    expect(res.headers.get("transfer-encoding")).toBe("chunked");
+    expect(JSON.parse(await res.text())).toEqual({
+      type: "ERROR",
+      object: {
+        kind: "Status", apiVersion: "v1", metadata: {}, status: "Failure",
+        message: `too old resource version: ${old} (${api.resourceVersion})`, reason: "Expired", code: 410,
+      },
+    });
+    const kube = await clientFor(api);
+    const err = await failure(watch(kube, { resourceVersion: old }, []));
+    expect(err.status).toBe(410);
+    expect(err.message).toBe(`Cannot watch pods from Kubernetes API "${api.url}": watch ERROR event 410 Expired: too old resource version: ${old} (${api.resourceVersion})`);
+  });
+
+  test("a dropped stream, a refused watch, an unreachable API: KubeUnavailableError", async () => {
+    const kube = await clientFor(api);
+    const dropped = watch(kube, { resourceVersion: api.resourceVersion }, []);
+    await until("watching", () => api.openWatches === 1);
+    api.dropWatches();
+    expect((await failure(dropped)).message).toBe(`Cannot watch pods from Kubernetes API "${api.url}": connection lost during the watch (ECONNRESET)`);
+
+    const wrong = await clientFor(api, "token", { token: "wrong" });
+    const refused = await failure(watch(wrong, { resourceVersion: "0" }, []));
+    expect([refused.status, refused.message]).toEqual([401, `Cannot watch pods from Kubernetes API "${api.url}": HTTP 401 Unauthorized`]);
+
+    const gone = startKubeApi(pki);
+    const unreachable = await clientFor(gone);
+    gone.stop();
+    expect((await failure(watch(unreachable, { resourceVersion: "0" }, []))).message)
+      .toBe(`Cannot watch pods from Kubernetes API "${gone.url}": connection refused (ECONNREFUSED)`);
+  });
+
+  test("a quiet watch outlives the request timeout: that bounds only the wait for the answer's headers", async () => {
+    const kube = await clientFor(api, "token", {}, { timeoutMs: 50 });
+    const seen: Seen[] = [];
+    const ac = new AbortController();
+    const done = watch(kube, { resourceVersion: api.resourceVersion, signal: ac.signal }, seen);
+    await until("watching", () => api.openWatches === 1);
+    await Bun.sleep(200);
+    api.setPod(makePod({ namespace: "q", name: "q0" }));
+    await until("the event", () => seen.length === 1);
+    ac.abort();
+    await done;
+    expect(seen[0]).toMatchObject({ type: "ADDED", name: "q0" });
+  });
+
+  test("no answer to the watch in time", async () => {
+    const slow = startKubeApi(pki);
+    slow.delay(30_000);
+    const kube = await clientFor(slow, "token", {}, { timeoutMs: 50 });
+    const err = await failure(watch(kube, { resourceVersion: "0" }, []));
+    expect(err.message).toBe(`Cannot watch pods from Kubernetes API "${slow.url}": no response within 50 ms`);
+    slow.stop();
+  });
+});

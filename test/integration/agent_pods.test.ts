@@ -1,0 +1,109 @@
+// The agent's pod cache, end to end: a real agent process watching the Kubernetes API stand-in for the pods
+// of its node, the built binary as the plugin, a real etcd. An ADD reads its pod from the cache; a pod the
+// cache has not seen is one GET, as the plugin does on its own.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { join } from "node:path";
+import { type Agent, metricValue, startAgent } from "../support/agent.ts";
+import { makeTestPki } from "../support/certs.ts";
+import { type EtcdServer, startEtcd } from "../support/etcd.ts";
+import { eventually } from "../support/eventually.ts";
+import { type KubeApi, makePod, startKubeApi } from "../support/k8s_api.ts";
+import { etcdNetConf, runPlugin, tempDir } from "../support/plugin.ts";
+
+let etcd: EtcdServer;
+let api: KubeApi;
+let agent: Agent;
+let kubeconfig: string;
+let dir: ReturnType<typeof tempDir>;
+
+beforeAll(async () => {
+  dir = tempDir();
+  etcd = await startEtcd();
+  api = startKubeApi(makeTestPki());
+  kubeconfig = api.writeKubeconfig(join(dir.path, "kube"), "token");
+  agent = await startAgent(join(dir.path, "agent"));
+});
+afterAll(async () => {
+  await agent.stop();
+  api.stop();
+  await etcd.stop();
+  dir.cleanup();
+});
+
+const conf = () => etcdNetConf(etcd.endpoint, dir.path, {
+  subnet: "10.48.0.0/24", kubeConfig: kubeconfig, nodeName: "node-a", agentSocket: agent.socket,
+}, "podnet");
+
+const addressOf = (r: { json: any }): string => r.json.ips[0].address.split("/")[0];
+const podArgs = (name: string, uid?: string) => `K8S_POD_NAMESPACE=default;K8S_POD_NAME=${name}${uid ? `;K8S_POD_UID=${uid}` : ""}`;
+const lookups = async (result: "hit" | "miss") => metricValue(await agent.metrics(), "kube_ipam_pod_cache_lookups_total", { result });
+const getsOf = (name: string) => api.requests.filter((r) => r.startsWith(`GET /api/v1/namespaces/default/pods/${name}`)).length;
+
+describe("the agent's pod cache", () => {
+  test("an annotation changed through the API is seen by a later ADD, read from the cache without a GET", async () => {
+    const c = conf();
+    const pod = api.setPod(makePod({ name: "db-0", nodeName: "node-a", annotations: { "kube-ipam.ip": "10.48.0.50" } }));
+    const first = await runPlugin(c, { command: "ADD", containerID: "db-0-a", args: podArgs("db-0", pod.metadata.uid) });
+    expect(addressOf(first)).toBe("10.48.0.50");
+    expect(await agent.served("ADD")).toBe(1);
+    // The first ADD on this node starts the cache: a list and a watch of node-a's pods only.
+    await eventually("the cache's watch", () => api.openWatches, (n) => n === 1);
+    expect(api.watchRequests.every((r) => r.includes("fieldSelector=spec.nodeName%3Dnode-a"))).toBe(true);
+    expect((await runPlugin(c, { command: "DEL", containerID: "db-0-a" })).exitCode).toBe(0);
+
+    api.setPod({ ...pod, metadata: { ...pod.metadata, annotations: { "kube-ipam.ip": "10.48.0.60" } } });
+    const getsBefore = getsOf("db-0");
+    const hitsBefore = await lookups("hit");
+    // Until the watch delivers the change an ADD may still see the old annotation; each try is undone.
+    let n = 0;
+    const seen = await eventually("the new annotation", async () => {
+      const r = await runPlugin(c, { command: "ADD", containerID: `db-0-b${n}`, args: podArgs("db-0", pod.metadata.uid) });
+      await runPlugin(c, { command: "DEL", containerID: `db-0-b${n++}` });
+      return addressOf(r);
+    }, (ip) => ip === "10.48.0.60");
+    expect(seen).toBe("10.48.0.60");
+    expect(getsOf("db-0")).toBe(getsBefore);
+    expect(await lookups("hit")).toBe(hitsBefore + n);
+  }, 30_000);
+
+  test("without K8S_POD_UID the pod is fetched: by name alone the cache could answer with a replaced pod", async () => {
+    const c = conf();
+    const pod = api.setPod(makePod({ name: "db-1", nodeName: "node-a", annotations: { "kube-ipam.ip": "10.48.0.80" } }));
+    await runPlugin(c, { command: "ADD", containerID: "warm-up", args: podArgs("db-0") }); // the cache runs
+    await runPlugin(c, { command: "DEL", containerID: "warm-up" });
+    // The cache holds db-1 once a UID-named ADD of it is a hit.
+    await eventually("db-1 in the cache", async () => {
+      const before = await lookups("hit");
+      const r = await runPlugin(c, { command: "ADD", containerID: "db-1-probe", args: podArgs("db-1", pod.metadata.uid) });
+      await runPlugin(c, { command: "DEL", containerID: "db-1-probe" });
+      expect(addressOf(r)).toBe("10.48.0.80");
+      return (await lookups("hit")) - before;
+    }, (hits) => hits === 1);
+    const gets = getsOf("db-1");
+    const misses = await lookups("miss");
+    const r = await runPlugin(c, { command: "ADD", containerID: "db-1-a", args: podArgs("db-1") });
+    expect(addressOf(r)).toBe("10.48.0.80");
+    expect(getsOf("db-1")).toBe(gets + 1);
+    expect(await lookups("miss")).toBe(misses + 1);
+    expect((await runPlugin(c, { command: "DEL", containerID: "db-1-a" })).exitCode).toBe(0);
+  }, 30_000);
+
+  test("a pod the cache has not seen is fetched with one GET", async () => {
+    const c = conf();
+    // On another node: never in node-a's cache, whatever the watch has delivered.
+    const web = api.setPod(makePod({ name: "web-1", nodeName: "node-b", annotations: { "kube-ipam.ip": "10.48.0.70" } }));
+    const missesBefore = await lookups("miss");
+    const r = await runPlugin(c, { command: "ADD", containerID: "web-1-a", args: podArgs("web-1", web.metadata.uid) });
+    expect(addressOf(r)).toBe("10.48.0.70");
+    expect(await lookups("miss")).toBe(missesBefore + 1);
+    expect(getsOf("web-1")).toBe(1);
+    expect((await runPlugin(c, { command: "DEL", containerID: "web-1-a" })).exitCode).toBe(0);
+  }, 30_000);
+
+  test("a pod the API does not know fails the ADD with code 11, as the plugin does", async () => {
+    const viaAgent = await runPlugin(conf(), { command: "ADD", containerID: "ghost-a", args: podArgs("ghost") });
+    const direct = await runPlugin({ ...conf(), ipam: { ...conf().ipam, agentSocket: "" } }, { command: "ADD", containerID: "ghost-a", args: podArgs("ghost") });
+    expect(viaAgent.json.code).toBe(11);
+    expect(viaAgent.stdout).toBe(direct.stdout);
+  }, 30_000);
+});
