@@ -1,24 +1,57 @@
-// `npm run bench`: kube-ipam side by side with host-local (Go, node-local files, /usr/lib/cni), run
-// the way a container runtime runs them, in the same run on the same machine. Prints the tables,
-// and with --write also docs/benchmarks.md and the charts under docs/.
-//   bun bench/run.ts [--write] [--quick] [--only a,b,c,d,e,curve]
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { cpus, tmpdir } from "node:os";
+// `npm run bench`: kube-ipam side by side with host-local (Go, node-local files, /usr/lib/cni) and with
+// whereabouts (Go, the same etcd; ../shared/peers), run the way a container runtime runs them, in the
+// same run on the same machine; kube-ipam both on its own and through the node agent. Prints the tables,
+// and with --write also docs/bench-results.md and the charts under docs/.
+//   bun bench/run.ts [--write] [--quick] [--only a,b,c,d,e,f,real,curve]
+//                    [--etcd-data disk|tmpfs|both] [--whereabouts-fill seed|plugin]
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { cpus, tmpdir, totalmem } from "node:os";
 import { join, resolve } from "node:path";
+import { makeTestPki, type TestPki } from "../test/support/certs.ts";
 import { type EtcdCluster, type EtcdServer, startEtcd, startEtcdCluster } from "../test/support/etcd.ts";
-import { call, canMeasureMemory, median, type Outcome, percentile, type Plugin, pool } from "./plugin_runner.ts";
+import { type KubeApi, makePod, startKubeApi } from "../test/support/k8s_api.ts";
+import { type Agent, startAgent } from "./agent.ts";
+import { perCall, readCounters } from "./etcd_metrics.ts";
+import { type Call, call, canMeasureMemory, median, type Outcome, percentile, type Plugin, pool } from "./plugin_runner.ts";
 import { lineChart } from "./svg.ts";
+import { type PeerEtcd, seedWhereabouts, whereaboutsConf } from "./whereabouts.ts";
 
 const ROOT = resolve(import.meta.dir, "..");
-const HOST_LOCAL: Plugin = { name: "host-local", binary: "/usr/lib/cni/host-local" };
-const KUBE_IPAM: Plugin = { name: "kube-ipam", binary: join(ROOT, "dist/kube-ipam") };
+const WHEREABOUTS_SOURCE = resolve(ROOT, "../shared/peers/whereabouts");
 const quick = process.argv.includes("--quick");
 const write = process.argv.includes("--write");
 const onlyArg = process.argv.indexOf("--only");
 const only = onlyArg > 0 ? new Set(process.argv[onlyArg + 1]!.split(",")) : undefined;
 const want = (scenario: string) => !only || only.has(scenario);
+const etcdData = option("--etcd-data", ["disk", "tmpfs", "both"] as const, "disk");
+const whereaboutsFill = option("--whereabouts-fill", ["seed", "plugin"] as const, "seed");
 const work = mkdtempSync(join(tmpdir(), "kube-ipam-bench-"));
 let seq = 0;
+
+function option<T extends string>(flag: string, allowed: readonly T[], fallback: T): T {
+  const i = process.argv.indexOf(flag);
+  if (i < 0) return fallback;
+  const v = process.argv[i + 1] as T;
+  if (!allowed.includes(v)) throw new Error(`${flag} takes ${allowed.join("|")}, not "${v}"`);
+  return v;
+}
+
+/**
+ * A fresh copy of a binary in the work directory, made for every plugin at the same moment: a binary's
+ * speed depends on how its pages sit in the page cache (docs/benchmarks.md), and a copy also keeps the
+ * run on one build of kube-ipam while dist/ is rebuilt (the agent serves only its own build).
+ */
+function freshCopy(name: string, from: string): Plugin {
+  const to = join(work, "bin", name);
+  mkdirSync(join(work, "bin"), { recursive: true });
+  copyFileSync(from, to);
+  chmodSync(to, 0o755);
+  return { name, binary: to };
+}
+
+const HOST_LOCAL = freshCopy("host-local", "/usr/lib/cni/host-local");
+const KUBE_IPAM = freshCopy("kube-ipam", join(ROOT, "dist/kube-ipam"));
+const WHEREABOUTS = existsSync(WHEREABOUTS_SOURCE) ? freshCopy("whereabouts", WHEREABOUTS_SOURCE) : undefined;
 
 interface Range {
   subnet: string;
@@ -26,37 +59,74 @@ interface Range {
   rangeEnd?: string;
 }
 
-type Variant = { label: string; plugin: Plugin; conf: (range: Range) => string; nodes: number };
+type Family = "host-local" | "kube-ipam" | "whereabouts";
+
+interface Variant {
+  readonly label: string;
+  readonly plugin: Plugin;
+  readonly conf: (range: Range) => string;
+  readonly nodes: number;
+  readonly family: Family;
+  readonly store: "files" | "etcd";
+  /** Forwards to the node agent. */
+  readonly agent?: boolean;
+  /** Fills a pool without the plugin (whereabouts: see seedWhereabouts); returns the next address expected. */
+  readonly seed?: (conf: string, count: number) => Promise<string>;
+}
 
 function hostLocal(range: Range): string {
   const name = `hl${seq++}`;
   return JSON.stringify({ cniVersion: "1.0.0", name, type: "bridge", ipam: { type: "host-local", ranges: [[range]], dataDir: join(work, name) } });
 }
 
-function kubeFile(range: Range): string {
-  const name = `kf${seq++}`;
-  return JSON.stringify({
-    cniVersion: "1.0.0", name, type: "bridge",
-    ipam: { type: "kube-ipam", ...range, dataDir: join(work, name), logFile: join(work, "kube-ipam.log") },
-  });
+// Every kube-ipam config names its agent socket: "" on the direct variants, so that an agent on the
+// default socket (/run/kube-ipam/agent.sock) can never serve them.
+function kubeFile(agentSocket: string) {
+  return (range: Range): string => {
+    const name = `kf${seq++}`;
+    return JSON.stringify({
+      cniVersion: "1.0.0", name, type: "bridge",
+      ipam: { type: "kube-ipam", ...range, dataDir: join(work, name), logFile: join(work, "kube-ipam.log"), agentSocket },
+    });
+  };
 }
 
-function kubeEtcd(endpoints: readonly string[]) {
+interface KubeEtcdOptions {
+  readonly agentSocket: string;
+  readonly pki?: TestPki;
+  readonly kubeConfig?: string;
+}
+
+function kubeEtcd(endpoints: readonly string[], opts: KubeEtcdOptions) {
+  const tls = opts.pki && { etcdCertFile: opts.pki.client.cert, etcdKeyFile: opts.pki.client.key, etcdTrustedCAFileFile: opts.pki.ca.cert };
   return (range: Range): string => {
     const name = `ke${seq++}`;
     return JSON.stringify({
       cniVersion: "1.0.0", name, type: "bridge",
-      ipam: { type: "kube-ipam", ...range, etcdConfig: { etcdURL: endpoints.join(","), etcdPrefix: `/bench-${process.pid}` }, logFile: join(work, "kube-ipam.log") },
+      ipam: {
+        type: "kube-ipam", ...range, etcdConfig: { etcdURL: endpoints.join(","), etcdPrefix: `/bench-${process.pid}`, ...tls },
+        ...(opts.kubeConfig ? { kubeConfig: opts.kubeConfig } : {}),
+        logFile: join(work, "kube-ipam.log"), agentSocket: opts.agentSocket,
+      },
     });
   };
 }
 
 const node = (v: Variant, i: number) => (v.nodes > 0 ? `node-${i % v.nodes}` : undefined);
 
+/** Calls made by agent variants, to compare with the number the agent says it served. */
+let agentCalls = 0;
+
+function run(v: Variant, conf: string, c: Call, opts: { memory?: boolean } = {}): Promise<Outcome> {
+  if (v.agent) agentCalls++;
+  return call(v.plugin, conf, c, opts);
+}
+
 /** `count` ADDs at `concurrency` on a fresh pool; fails loudly on an error or a duplicate. */
 async function addMany(v: Variant, range: Range, count: number, concurrency: number, conf = v.conf(range)) {
   const ids = Array.from({ length: count }, (_, i) => `c${seq}-${i}`);
-  const { results, ms } = await pool(ids, concurrency, (id, i) => call(v.plugin, conf, { command: "ADD", containerID: id, node: node(v, i) }));
+  seq++;
+  const { results, ms } = await pool(ids, concurrency, (id, i) => run(v, conf, { command: "ADD", containerID: id, node: node(v, i) }));
   const failed = results.filter((r) => !r.ok);
   if (failed.length) throw new Error(`${v.label}: ${failed.length} ADDs failed: ${failed[0]!.stdout}`);
   const distinct = new Set(results.map((r) => r.address)).size;
@@ -68,8 +138,47 @@ function fmt(ms: number): string {
   return ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(1)} ms`;
 }
 
+const x = (ratio: number) => (Number.isFinite(ratio) ? `${ratio.toFixed(2)}x` : "-");
+
 function table(header: string[], rows: string[][]): string {
   return [`| ${header.join(" | ")} |`, `|${header.map(() => "---").join("|")}|`, ...rows.map((r) => `| ${r.join(" | ")} |`)].join("\n");
+}
+
+// The targets of the node-agent work, each a ratio measured within this run.
+interface Target {
+  readonly what: string;
+  readonly ratio: number;
+  readonly op: "<=" | "<" | ">=";
+  readonly limit: number;
+}
+const targets: Target[] = [];
+
+function target(what: string, ratio: number, op: Target["op"], limit: number): void {
+  if (Number.isFinite(ratio)) targets.push({ what, ratio, op, limit });
+}
+
+function met(t: Target): boolean {
+  return t.op === "<=" ? t.ratio <= t.limit : t.op === "<" ? t.ratio < t.limit : t.ratio >= t.limit;
+}
+
+/** The etcd-backed variants of a list, by role, for the ratios that compare them. */
+function roles(variants: readonly Variant[]) {
+  const find = (f: (v: Variant) => boolean) => variants.find(f);
+  return {
+    hostLocal: find((v) => v.family === "host-local"),
+    fileDirect: find((v) => v.family === "kube-ipam" && v.store === "files" && !v.agent),
+    fileAgent: find((v) => v.family === "kube-ipam" && v.store === "files" && !!v.agent),
+    etcdDirect: find((v) => v.family === "kube-ipam" && v.store === "etcd" && !v.agent),
+    etcdAgent: find((v) => v.family === "kube-ipam" && v.store === "etcd" && !!v.agent),
+    whereabouts: find((v) => v.family === "whereabouts"),
+  };
+}
+
+/** kube-ipam on etcd (direct and through the agent) against whereabouts on the same etcd: must be faster. */
+function fasterThanWhereabouts(scenario: string, variants: readonly Variant[], ratio: (a: Variant, b: Variant) => number): void {
+  const r = roles(variants);
+  if (!r.whereabouts) return;
+  for (const v of [r.etcdDirect, r.etcdAgent]) if (v) target(`${scenario} ${v.label} / whereabouts`, ratio(v, r.whereabouts), "<", 1);
 }
 
 // 10.50.0.10 .. 10.50.1.53: exactly 300 addresses, gateway and broadcast outside.
@@ -89,24 +198,28 @@ async function scenarioA(variants: Variant[]) {
       times.set(v.label, [...(times.get(v.label) ?? []), ms]);
     }
   }
-  const base = times.get(variants[0]!.label)!;
-  const ratios = new Map(variants.map((v) => [v.label, median(times.get(v.label)!.map((ms, r) => ms / base[r]!))]));
+  const ratio = (a: Variant, b: Variant) => median(times.get(a.label)!.map((ms, r) => ms / times.get(b.label)![r]!));
+  const wb = roles(variants).whereabouts;
   const rows = variants.map((v) => {
     const m = median(times.get(v.label)!);
-    return [v.label, fmt(m), `${(300 / (m / 1000)).toFixed(0)}/s`, `${ratios.get(v.label)!.toFixed(2)}x`];
+    return [v.label, fmt(m), `${(300 / (m / 1000)).toFixed(0)}/s`, x(ratio(v, variants[0]!)), wb && v.store === "etcd" ? x(ratio(v, wb)) : "-"];
   });
-  return { rows, ratios: Object.fromEntries(ratios) };
+  fasterThanWhereabouts("(a)", variants, ratio);
+  return { rows, ratio };
 }
 
 async function scenarioB(cluster: EtcdCluster) {
-  const v: Variant = { label: "kube-ipam, 3-member etcd", plugin: KUBE_IPAM, conf: kubeEtcd(cluster.endpoints), nodes: 10 };
+  const v: Variant = {
+    label: "kube-ipam, 3-member etcd", plugin: KUBE_IPAM, conf: kubeEtcd(cluster.endpoints, { agentSocket: "" }),
+    nodes: 10, family: "kube-ipam", store: "etcd",
+  };
   // 10.60.0.10 .. 10.60.3.241: exactly 1000 addresses.
   const range: Range = { subnet: "10.60.0.0/22", rangeStart: "10.60.0.10", rangeEnd: "10.60.3.241" };
   const n = quick ? 200 : 1000;
   const r = quick ? { ...range, rangeEnd: "10.60.0.209" } : range;
   const first = await addMany(v, r, n, 20);
   const started = performance.now();
-  const { results: dels } = await pool(first.ids, 20, (id, i) => call(v.plugin, first.conf, { command: "DEL", containerID: id, node: node(v, i) }));
+  const { results: dels } = await pool(first.ids, 20, (id, i) => run(v, first.conf, { command: "DEL", containerID: id, node: node(v, i) }));
   const delMs = performance.now() - started;
   if (dels.some((d) => !d.ok)) throw new Error("DEL failed in scenario b");
   const second = await addMany(v, r, n, 20, first.conf);
@@ -115,6 +228,37 @@ async function scenarioB(cluster: EtcdCluster) {
     ["delete all", `${n}`, fmt(delMs), `${(n / (delMs / 1000)).toFixed(0)}/s`, "-"],
     ["create all again", `${n}`, fmt(second.ms), `${(n / (second.ms / 1000)).toFixed(0)}/s`, "0"],
   ];
+}
+
+/** One ADD from a new node name (a random start point in the pool) and its DEL; the ADD's time. */
+async function probe(v: Variant, conf: string, what: string): Promise<number> {
+  const id = `probe${seq++}`;
+  const r = await run(v, conf, { command: "ADD", containerID: id, node: `probe-node-${seq}` });
+  if (!r.ok) throw new Error(`${v.label}: probe ADD failed (${what}): ${r.stdout}`);
+  const d = await run(v, conf, { command: "DEL", containerID: id, node: `probe-node-${seq}` });
+  if (!d.ok) throw new Error(`${v.label}: probe DEL failed (${what}): ${d.stdout}`);
+  return r.ms;
+}
+
+/** Grows the pool of `conf` from `from` to `to` allocations at concurrency 10; the time it took. */
+async function fill(v: Variant, conf: string, from: number, to: number): Promise<number> {
+  if (to <= from) return 0;
+  const started = performance.now();
+  if (v.seed && whereaboutsFill === "seed") {
+    const expected = await v.seed(conf, to);
+    // The plugin must take the seeded value as its own: its next address is the first one after it.
+    const id = `check${seq++}`;
+    const r = await run(v, conf, { command: "ADD", containerID: id });
+    if (r.address !== expected) throw new Error(`${v.label}: after seeding ${to} addresses the next ADD got ${r.address ?? r.stdout}, not ${expected}`);
+    await run(v, conf, { command: "DEL", containerID: id });
+    return performance.now() - started;
+  }
+  const ids = Array.from({ length: to - from }, (_, i) => `fill${seq}-${from + i}`);
+  seq++;
+  const { results } = await pool(ids, 10, (id, i) => run(v, conf, { command: "ADD", containerID: id, node: `filler-${i % 10}` }));
+  const failed = results.filter((r) => !r.ok);
+  if (failed.length) throw new Error(`${v.label}: ${failed.length} fill ADDs failed: ${failed[0]!.stdout}`);
+  return performance.now() - started;
 }
 
 /**
@@ -129,28 +273,17 @@ async function scenarioC(v: Variant) {
   const empty = v.conf(range);
   const samples = quick ? 10 : 30;
   const points: [number, number][] = [];
-  const probe = async (conf: string, pct: number) => {
-    const id = `probe${seq++}`;
-    const r = await call(v.plugin, conf, { command: "ADD", containerID: id, node: `probe-node-${seq}` });
-    if (!r.ok) throw new Error(`${v.label}: probe ADD failed at ${pct}%: ${r.stdout}`);
-    await call(v.plugin, conf, { command: "DEL", containerID: id });
-    return r.ms;
-  };
   let filled = 0;
   let last = { full: NaN, empty: NaN };
   for (const pct of [0, 25, 50, 75, 95]) {
     const target = Math.floor((size * pct) / 100);
-    if (target > filled) {
-      const ids = Array.from({ length: target - filled }, (_, i) => `fill${seq}-${filled + i}`);
-      await pool(ids, 10, (id, i) => call(v.plugin, filling, { command: "ADD", containerID: id, node: `filler-${i % 10}` }));
-      filled = target;
-      seq++;
-    }
+    await fill(v, filling, filled, target);
+    filled = Math.max(filled, target);
     const full: number[] = [];
     const none: number[] = [];
     for (let i = 0; i < samples; i++) {
-      full.push(await probe(filling, pct));
-      none.push(await probe(empty, 0));
+      full.push(await probe(v, filling, `${pct}%`));
+      none.push(await probe(v, empty, "empty"));
     }
     points.push([pct, median(full)]);
     last = { full: median(full), empty: median(none) };
@@ -158,26 +291,176 @@ async function scenarioC(v: Variant) {
   return { points, empty: last.empty, full: last.full };
 }
 
+/**
+ * Single ADDs one at a time on a /16, the variants in turn for every sample (so that the machine's drift
+ * hits them alike); the ratio is of medians. Peak RSS from a few more calls under GNU time, untimed (the
+ * wrapper's own fork and exec would count in the latency).
+ */
 async function scenarioD(variants: Variant[]) {
   const n = quick ? 30 : 100;
-  const memory = canMeasureMemory();
+  const confs = variants.map((v) => v.conf({ subnet: "10.80.0.0/16" }));
+  const ms = variants.map(() => [] as number[]);
+  for (let i = 0; i < n; i++) {
+    for (const [k, v] of variants.entries()) {
+      const r = await run(v, confs[k]!, { command: "ADD", containerID: `lat${seq++}`, node: node(v, i) });
+      if (!r.ok) throw new Error(`${v.label}: ADD failed in scenario d: ${r.stdout}`);
+      ms[k]!.push(r.ms);
+    }
+  }
+  const rss = variants.map(() => [] as number[]);
+  if (canMeasureMemory()) {
+    for (let i = 0; i < 5; i++) {
+      for (const [k, v] of variants.entries()) {
+        const r = await run(v, confs[k]!, { command: "ADD", containerID: `rss${seq++}`, node: node(v, i) }, { memory: true });
+        if (r.maxRssKiB !== undefined) rss[k]!.push(r.maxRssKiB);
+      }
+    }
+  }
+  const med = new Map(variants.map((v, k) => [v.label, median(ms[k]!)]));
+  const ratio = (a: Variant, b: Variant) => med.get(a.label)! / med.get(b.label)!;
+  const wb = roles(variants).whereabouts;
+  const rows = variants.map((v, k) => [
+    v.label, fmt(median(ms[k]!)), fmt(percentile(ms[k]!, 99)), x(ratio(v, variants[0]!)),
+    wb && v.store === "etcd" ? x(ratio(v, wb)) : "-",
+    rss[k]!.length ? `${(Math.max(...rss[k]!) / 1024).toFixed(1)} MiB` : "n/a",
+  ]);
+  return { rows, ratio };
+}
+
+/**
+ * What one ADD and one DEL cost etcd, per variant: etcd's own counters read before and after a batch of
+ * calls of that variant alone, one at a time, after one warm-up ADD (the agent's first request opens
+ * its connections).
+ */
+async function etcdCost(variants: Variant[], endpoint: string) {
+  const n = quick ? 10 : 30;
   const rows: string[][] = [];
   for (const v of variants) {
-    const conf = v.conf({ subnet: "10.80.0.0/16" });
-    const runs: Outcome[] = [];
-    for (let i = 0; i < n; i++) runs.push(await call(v.plugin, conf, { command: "ADD", containerID: `lat${seq++}`, node: node(v, i) }, { memory: memory && i < 20 }));
-    const ms = runs.map((r) => r.ms);
-    const rss = runs.map((r) => r.maxRssKiB).filter((x): x is number => x !== undefined);
-    rows.push([v.label, fmt(median(ms)), fmt(percentile(ms, 99)), rss.length ? `${(Math.max(...rss) / 1024).toFixed(1)} MiB` : "n/a"]);
+    const conf = v.conf({ subnet: "10.81.0.0/16" });
+    await run(v, conf, { command: "ADD", containerID: `warm${seq++}`, node: node(v, 0) });
+    const ids = Array.from({ length: n }, () => `cost${seq++}`);
+    for (const verb of ["ADD", "DEL"] as const) {
+      const before = await readCounters(endpoint);
+      for (const [i, id] of ids.entries()) {
+        const r = await run(v, conf, { command: verb, containerID: id, node: node(v, i) });
+        if (!r.ok) throw new Error(`${v.label}: ${verb} failed while counting etcd requests: ${r.stdout}`);
+      }
+      const c = perCall(before, await readCounters(endpoint), n);
+      rows.push([v.label, verb, c.requests.toFixed(1), c.methods, c.received.toFixed(0), c.sent.toFixed(0)]);
+    }
   }
+  return rows;
+}
+
+// 10.100.0.10 .. 10.100.16.9: exactly 4,096 addresses inside a /19 (gateway .1, network and broadcast
+// outside the range). --quick: 10.100.0.10 .. 10.100.4.9 in a /21, exactly 1,024.
+const POOL_4096: Range = { subnet: "10.100.0.0/19", rangeStart: "10.100.0.10", rangeEnd: "10.100.16.9" };
+const POOL_1024: Range = { subnet: "10.100.0.0/21", rangeStart: "10.100.0.10", rangeEnd: "10.100.4.9" };
+
+/**
+ * The cost of one ADD at 0, 50 and 95% fill of a pool of exactly 4,096 addresses. Each level: every
+ * variant's pool is filled (concurrency 10), then samples are taken one ADD at a time (ADD and DEL, from a
+ * new node name as in (c)), the variants in turn; each sample is paired with one on an empty pool of the
+ * same variant taken right after it, so that "95% full against empty" compares the same minutes.
+ */
+async function scenarioF(variants: Variant[]) {
+  const range = quick ? POOL_1024 : POOL_4096;
+  const size = quick ? 1024 : 4096;
+  const samples = quick ? 5 : 20;
+  const levels = [0, 50, 95];
+  const filling = variants.map((v) => v.conf(range));
+  const empty = variants.map((v) => v.conf(range));
+  const filled = variants.map(() => 0);
+  const fillMs = variants.map(() => 0);
+  const full = new Map<number, number[][]>();
+  const paired = new Map<number, number[][]>();
+  for (const pct of levels) {
+    const count = Math.floor((size * pct) / 100);
+    for (const [k, v] of variants.entries()) {
+      fillMs[k]! += await fill(v, filling[k]!, filled[k]!, count);
+      filled[k] = count;
+    }
+    const f = variants.map(() => [] as number[]);
+    const e = variants.map(() => [] as number[]);
+    for (let i = 0; i < samples; i++) {
+      for (const [k, v] of variants.entries()) {
+        f[k]!.push(await probe(v, filling[k]!, `${pct}%`));
+        e[k]!.push(await probe(v, empty[k]!, "empty"));
+      }
+    }
+    full.set(pct, f);
+    paired.set(pct, e);
+  }
+  const at = (pct: number, k: number) => median(full.get(pct)![k]!);
+  const vsEmpty = (k: number) => at(95, k) / median(paired.get(95)![k]!);
+  const rows = variants.map((v, k) => [
+    v.label, ...levels.map((pct) => fmt(at(pct, k))), x(at(95, k) / at(0, k)), x(vsEmpty(k)),
+    v.seed && whereaboutsFill === "seed" ? "seeded" : fmt(fillMs[k]!),
+  ]);
+  const idx = (v: Variant | undefined) => (v ? variants.indexOf(v) : -1);
+  const r = roles(variants);
+  for (const v of [r.fileDirect, r.fileAgent, r.etcdDirect, r.etcdAgent]) {
+    if (v) target(`(f) ${v.label}: 95% full / empty pool (paired)`, vsEmpty(idx(v)), "<=", 1.2);
+  }
+  fasterThanWhereabouts("(f) 95% full:", variants, (a, b) => at(95, idx(a)) / at(95, idx(b)));
+  if (r.whereabouts && r.etcdAgent) {
+    for (const pct of [0, 95]) target(`(f) ${pct}% full: whereabouts / ${r.etcdAgent.label}`, at(pct, idx(r.whereabouts)) / at(pct, idx(r.etcdAgent)), ">=", 2);
+  }
+  return { rows, size, samples };
+}
+
+interface Realistic {
+  readonly etcd: EtcdServer;
+  readonly api: KubeApi;
+  readonly pki: TestPki;
+}
+
+/**
+ * The realistic configuration: etcd with mutual TLS and a kubeconfig, so that every kube-ipam ADD also
+ * looks its pod up. One node (an agent serves its own node's pods), one ADD at a time, the variants in
+ * turn. A pod is in the API before the runtime asks for its address (scheduling, sandbox): each round's
+ * pods are registered with the API stand-in one round ahead, untimed. Also the API requests per ADD.
+ */
+async function scenarioReal(variants: Variant[], real: Realistic) {
+  const n = quick ? 30 : 100;
+  const confs = variants.map((v) => v.conf({ subnet: "10.82.0.0/16" }));
+  const ms = variants.map(() => [] as number[]);
+  const apiRequests = variants.map(() => 0);
+  const id = (i: number, k: number) => `real${i}-${k}`;
+  const register = (i: number) => {
+    for (const k of variants.keys()) real.api.setPod(makePod({ namespace: "bench", name: id(i, k), nodeName: "node-0" }));
+  };
+  register(0);
+  for (let i = 0; i < n; i++) {
+    if (i + 1 < n) register(i + 1);
+    for (const [k, v] of variants.entries()) {
+      const before = real.api.requests.length;
+      const r = await run(v, confs[k]!, { command: "ADD", containerID: id(i, k), node: "node-0" });
+      if (!r.ok) throw new Error(`${v.label}: ADD failed in the realistic scenario: ${r.stdout}`);
+      apiRequests[k]! += real.api.requests.length - before;
+      ms[k]!.push(r.ms);
+    }
+  }
+  const med = variants.map((_, k) => median(ms[k]!));
+  const ratio = (a: Variant, b: Variant) => med[variants.indexOf(a)]! / med[variants.indexOf(b)]!;
+  const wb = roles(variants).whereabouts;
+  const rows = variants.map((v, k) => [
+    v.label, fmt(med[k]!), fmt(percentile(ms[k]!, 99)), x(ratio(v, variants[0]!)),
+    wb && v !== variants[0] ? x(ratio(v, wb)) : "-", v.family === "kube-ipam" ? (apiRequests[k]! / n).toFixed(2) : "-",
+  ]);
+  const r = roles(variants);
+  if (r.etcdAgent && r.hostLocal) target(`(real) ${r.etcdAgent.label} / host-local`, ratio(r.etcdAgent, r.hostLocal), "<=", 2);
+  fasterThanWhereabouts("(real)", variants, ratio);
   return rows;
 }
 
 async function scenarioE() {
   const rows: string[][] = [];
-  for (const p of [HOST_LOCAL, KUBE_IPAM]) {
+  for (const p of [HOST_LOCAL, KUBE_IPAM, ...(WHEREABOUTS ? [WHEREABOUTS] : [])]) {
     const ms: number[] = [];
-    for (let i = 0; i < (quick ? 20 : 50); i++) ms.push((await call(p, '{"cniVersion":"1.0.0"}', { command: "VERSION", containerID: "v" })).ms);
+    // whereabouts accepts CNI versions up to 0.4.0 only.
+    const conf = p === WHEREABOUTS ? '{"cniVersion":"0.4.0"}' : '{"cniVersion":"1.0.0"}';
+    for (let i = 0; i < (quick ? 20 : 50); i++) ms.push((await call(p, conf, { command: "VERSION", containerID: "v" })).ms);
     rows.push([p.name, `${(statSync(p.binary).size / 1024 / 1024).toFixed(1)} MiB`, fmt(median(ms))]);
   }
   return rows;
@@ -186,51 +469,110 @@ async function scenarioE() {
 async function throughputCurve(variants: Variant[]) {
   const levels = quick ? [1, 5, 10] : [1, 2, 5, 10, 20];
   const n = quick ? 60 : 150;
-  return Promise.resolve().then(async () => {
-    // Variants in turn at each level, so that the machine's drift does not favour one of them.
-    const series = variants.map((v) => ({ name: v.label, points: [] as [number, number][] }));
-    for (const c of levels) {
-      for (const [i, v] of variants.entries()) {
-        const { ms } = await addMany(v, { subnet: "10.90.0.0/16" }, n, c);
-        series[i]!.points.push([c, n / (ms / 1000)]);
-      }
+  // Variants in turn at each level, so that the machine's drift does not favour one of them.
+  const series = variants.map((v) => ({ name: v.label, points: [] as [number, number][] }));
+  for (const c of levels) {
+    for (const [i, v] of variants.entries()) {
+      const { ms } = await addMany(v, { subnet: "10.90.0.0/16" }, n, c);
+      series[i]!.points.push([c, n / (ms / 1000)]);
     }
-    return series;
-  });
+  }
+  return series;
 }
 
 function machine(): string {
   const cpu = cpus()[0]?.model ?? "unknown CPU";
   const etcd = Bun.spawnSync(["etcd", "--version"]).stdout.toString().split("\n")[0];
   const kernel = readFileSync("/proc/sys/kernel/osrelease", "utf8").trim();
-  return `${cpus().length} cores (${cpu}), ${(require("node:os").totalmem() / 2 ** 30).toFixed(0)} GiB, Linux ${kernel}, ${etcd}, Bun ${Bun.version}`;
+  return `${cpus().length} cores (${cpu}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Linux ${kernel}, ${etcd}, Bun ${Bun.version}`;
+}
+
+/** Where etcd's data directories are made: on the disk (as in production: fsync costs) or on tmpfs. */
+function etcdParent(where: "disk" | "tmpfs"): string {
+  if (where === "tmpfs") {
+    if (!existsSync("/dev/shm")) throw new Error("--etcd-data tmpfs: this machine has no /dev/shm");
+    return "/dev/shm";
+  }
+  const dir = join(work, "etcd");
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+/** "PATH (FSTYPE on DEVICE)": every result says where etcd's data lives (tmpfs hides fsync). */
+function describeDir(path: string): string {
+  const out = Bun.spawnSync(["df", "--output=source,fstype", path]).stdout.toString().trim().split("\n")[1]?.trim().split(/\s+/);
+  return out ? `${path} (${out[1]} on ${out[0]})` : path;
+}
+
+/** How many of the agent variants' calls since `mark` the agent itself served: the rest fell back. */
+async function agentNote(agent: Agent | undefined, mark: { served: number; calls: number }): Promise<string | undefined> {
+  if (!agent) return undefined;
+  const served = (await agent.served()) - mark.served;
+  const calls = agentCalls - mark.calls;
+  if (calls === 0 || served === calls) return undefined;
+  return `\nWARNING: the agent served ${served} of the ${calls} calls of the agent variants; the plugin ran the rest itself (fallback): their numbers are not the agent's.`;
 }
 
 async function main() {
   let etcd: EtcdServer | undefined;
+  let tmpfsEtcd: EtcdServer | undefined;
   let cluster: EtcdCluster | undefined;
+  let agent: Agent | undefined;
+  let real: Realistic | undefined;
+  const out: string[] = [];
+  const say = (s: string) => {
+    out.push(s);
+    console.log(s);
+  };
   try {
-    etcd = await startEtcd();
-    const variants: Variant[] = [
-      { label: "host-local", plugin: HOST_LOCAL, conf: hostLocal, nodes: 0 },
-      { label: "kube-ipam, embedded store", plugin: KUBE_IPAM, conf: kubeFile, nodes: 0 },
-      { label: "kube-ipam, etcd, 10 nodes", plugin: KUBE_IPAM, conf: kubeEtcd([etcd.endpoint]), nodes: 10 },
+    const mainData = etcdData === "tmpfs" ? "tmpfs" : "disk";
+    etcd = await startEtcd({ dataDir: etcdParent(mainData) });
+    say(`Machine: ${machine()}`);
+    say(`Run: ${new Date().toISOString()}${quick ? " (quick)" : ""}; load average before it: ${readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ")}`);
+    say(`etcd's data (every etcd of this run): ${describeDir(etcdParent(mainData))}${etcdData === "both" ? "; in (d) also a second etcd on " + describeDir(etcdParent("tmpfs")) : ""}`);
+    say(`Binaries: fresh copies in ${join(work, "bin")} of /usr/lib/cni/host-local, dist/kube-ipam${WHEREABOUTS ? `, ${WHEREABOUTS_SOURCE}` : ""}`);
+    if (!WHEREABOUTS) say(`Note: the peer ${WHEREABOUTS_SOURCE} is missing: the whereabouts variants are skipped.`);
+
+    if (["a", "d", "f", "real"].some(want)) {
+      const started = await startAgent(KUBE_IPAM.binary, join(work, "agent"));
+      if ("agent" in started) agent = started.agent;
+      else say(`Note: the agent variants are skipped: ${started.skipped}`);
+    }
+
+    const base: Variant[] = [
+      { label: "host-local", plugin: HOST_LOCAL, conf: hostLocal, nodes: 0, family: "host-local", store: "files" },
+      { label: "kube-ipam, embedded store", plugin: KUBE_IPAM, conf: kubeFile(""), nodes: 0, family: "kube-ipam", store: "files" },
+      { label: "kube-ipam, etcd, 10 nodes", plugin: KUBE_IPAM, conf: kubeEtcd([etcd.endpoint], { agentSocket: "" }), nodes: 10, family: "kube-ipam", store: "etcd" },
     ];
-    const out: string[] = [`Machine: ${machine()}`, `Run: ${new Date().toISOString()}${quick ? " (quick)" : ""}`, ""];
-    const say = (s: string) => {
-      out.push(s);
-      console.log(s);
+    const onEtcd = (server: EtcdServer, suffix: string): Variant[] => [
+      { label: `kube-ipam, etcd, 10 nodes${suffix}`, plugin: KUBE_IPAM, conf: kubeEtcd([server.endpoint], { agentSocket: "" }), nodes: 10, family: "kube-ipam", store: "etcd" },
+      ...(agent ? [{ label: `kube-ipam via agent, etcd, 10 nodes${suffix}`, plugin: KUBE_IPAM, conf: kubeEtcd([server.endpoint], { agentSocket: agent.socket }), nodes: 10, family: "kube-ipam", store: "etcd", agent: true } as const] : []),
+      ...(WHEREABOUTS ? [whereaboutsVariant({ endpoint: server.endpoint }, suffix)] : []),
+    ];
+    // Every variant of the node-agent work: host-local; kube-ipam on each store, direct and through the
+    // agent; whereabouts on the same etcd.
+    const all: Variant[] = [
+      base[0]!, base[1]!,
+      ...(agent ? [{ label: "kube-ipam via agent, embedded store", plugin: KUBE_IPAM, conf: kubeFile(agent.socket), nodes: 0, family: "kube-ipam", store: "files", agent: true } as const] : []),
+      ...onEtcd(etcd, ""),
+    ];
+    console.log("");
+    const mark = async () => ({ served: (await agent?.served()) ?? 0, calls: agentCalls });
+    const checkAgent = async (m: { served: number; calls: number }) => {
+      const note = await agentNote(agent, m);
+      if (note) say(note);
     };
-    console.log(out.join("\n"));
 
     if (want("a")) {
-      const a = await scenarioA(variants);
-      say("### (a) 300 ADDs at concurrency 10 on a pool of exactly 300 addresses\n");
-      say(table(["plugin", "total (median)", "throughput", "vs host-local (median of rounds)"], a.rows));
+      const m = await mark();
+      const a = await scenarioA(all);
+      say("\n### (a) 300 ADDs at concurrency 10 on a pool of exactly 300 addresses\n");
+      say(table(["plugin", "total (median)", "throughput", "vs host-local (median of rounds)", "vs whereabouts"], a.rows));
+      await checkAgent(m);
     }
 
     if (want("b")) {
-      cluster = await startEtcdCluster(3);
+      cluster = await startEtcdCluster(3, { dataDir: etcdParent(mainData) });
       say(`\n### (b) ${quick ? 200 : 1000} pods, 10 nodes, as many addresses, 3-member etcd, concurrency 20\n`);
       say(table(["step", "pods", "time", "rate", "duplicates"], await scenarioB(cluster)));
       await cluster.stop();
@@ -240,25 +582,87 @@ async function main() {
     const fillSeries = [];
     const fillRows: string[][] = [];
     if (want("c")) {
-      for (const v of variants.slice(1)) {
+      for (const v of base.slice(1)) {
         const c = await scenarioC(v);
         fillSeries.push({ name: v.label, points: c.points });
-        fillRows.push([v.label, fmt(c.empty), fmt(c.full), `${(c.full / c.empty).toFixed(2)}x`]);
+        fillRows.push([v.label, fmt(c.empty), fmt(c.full), x(c.full / c.empty)]);
       }
       say("\n### (c) One ADD on a /22: empty and 95% full (median, each from a new node name, samples of both taken in turn)\n");
       say(table(["plugin", "empty", "95% full", "ratio"], fillRows));
     }
+
     if (want("d")) {
-      say("\n### (d) Single ADD, one at a time, on a /16\n");
-      say(table(["plugin", "median", "p99", "peak RSS"], await scenarioD(variants)));
+      const m = await mark();
+      let dVariants = all;
+      if (etcdData === "both") {
+        tmpfsEtcd = await startEtcd({ dataDir: etcdParent("tmpfs") });
+        dVariants = [...all, ...onEtcd(tmpfsEtcd, ", data on tmpfs")];
+      }
+      const d = await scenarioD(dVariants);
+      say(`\n### (d) Single ADD, one at a time, on a /16 (variants in turn; etcd's data on ${mainData}${etcdData === "both" ? ", and on tmpfs where the label says so" : ""})\n`);
+      say(table(["plugin", "median", "p99", "vs host-local", "vs whereabouts", "peak RSS (plugin process)"], d.rows));
+      const peak = agent?.peakRssKiB();
+      if (peak !== undefined) say(`\nThe agent's own peak RSS so far: ${(peak / 1024).toFixed(1)} MiB.`);
+      const r = roles(all);
+      if (r.fileAgent && r.hostLocal) target(`(d) ${r.fileAgent.label} / host-local`, d.ratio(r.fileAgent, r.hostLocal), "<=", 1.5);
+      if (r.etcdAgent && r.hostLocal) target(`(d) ${r.etcdAgent.label} / host-local`, d.ratio(r.etcdAgent, r.hostLocal), "<=", 1.7);
+      fasterThanWhereabouts("(d)", all, d.ratio);
+      if (r.whereabouts && r.etcdAgent) target(`(d) whereabouts / ${r.etcdAgent.label}`, d.ratio(r.whereabouts, r.etcdAgent), ">=", 2);
+
+      const costVariants = all.filter((v) => v.store === "etcd");
+      say(`\n### (d) etcd's work per call (${quick ? 10 : 30} calls of one variant, one at a time, from etcd's /metrics)\n`);
+      say(table(["plugin", "verb", "gRPC requests", "by method", "bytes to etcd", "bytes from etcd"], await etcdCost(costVariants, etcd.endpoint)));
+      say("\nkube-ipam talks to etcd's v3 JSON gateway, which calls etcd's gRPC services inside etcd: its requests and bytes are counted there (gRPC bytes, not the JSON on the wire). Streams (whereabouts' lease keep-alive) count when they close.");
+      await checkAgent(m);
+      await tmpfsEtcd?.stop();
+      tmpfsEtcd = undefined;
     }
+
+    if (want("f")) {
+      const m = await mark();
+      const f = await scenarioF(all);
+      say(`\n### (f) One ADD at 0, 50 and 95% fill of a pool of exactly ${f.size.toLocaleString("en")} addresses (median of ${f.samples}, each from a new node name, then DEL)\n`);
+      say(table(["plugin", "empty", "50% full", "95% full", "95% / empty", "95% / empty pool (paired)", "filling to 95%"], f.rows));
+      if (WHEREABOUTS && whereaboutsFill === "seed") {
+        say("\nwhereabouts' pool is filled by writing its range's value as whereabouts writes it (checked: its next ADD takes the next address); through the plugin, filling 3,891 takes about 4.5 minutes (`--whereabouts-fill plugin`).");
+      }
+      await checkAgent(m);
+    }
+
+    if (want("real")) {
+      const m = await mark();
+      real = await startRealistic(mainData);
+      const kubeConfig = real.api.writeKubeconfig(join(work, "kube"), "token");
+      const endpoints = [real.etcd.endpoint];
+      const tls = { cert: real.pki.client.cert, key: real.pki.client.key, ca: real.pki.ca.cert };
+      const variants: Variant[] = [
+        base[0]!,
+        { label: "kube-ipam, etcd mTLS + kubeconfig", plugin: KUBE_IPAM, conf: kubeEtcd(endpoints, { agentSocket: "", pki: real.pki, kubeConfig }), nodes: 1, family: "kube-ipam", store: "etcd" },
+        ...(agent ? [{ label: "kube-ipam via agent, etcd mTLS + kubeconfig", plugin: KUBE_IPAM, conf: kubeEtcd(endpoints, { agentSocket: agent.socket, pki: real.pki, kubeConfig }), nodes: 1, family: "kube-ipam", store: "etcd", agent: true } as const] : []),
+        ...(WHEREABOUTS ? [whereaboutsVariant({ endpoint: real.etcd.endpoint, tls }, " mTLS")] : []),
+      ];
+      say(`\n### (real) The realistic configuration: etcd with mutual TLS, a kubeconfig (each ADD looks its pod up), one ADD at a time on a /16\n`);
+      const cache = async () => ({ hit: (await agent?.metric('kube_ipam_pod_cache_lookups_total{result="hit"}')) ?? 0, miss: (await agent?.metric('kube_ipam_pod_cache_lookups_total{result="miss"}')) ?? 0 });
+      const before = await cache();
+      say(table(["plugin", "median", "p99", "vs host-local", "vs whereabouts", "API requests per ADD"], await scenarioReal(variants, real)));
+      const after = await cache();
+      if (agent) say(`\nThe agent's pod cache: ${after.hit - before.hit} hits, ${after.miss - before.miss} misses (a miss reads the pod with a GET). One node, node-0, for every variant.`);
+      await checkAgent(m);
+    }
+
     if (want("e")) {
       say("\n### (e) Binary and start-up (CNI VERSION, median)\n");
       say(table(["plugin", "binary size", "start-up"], await scenarioE()));
     }
+
+    if (agent && agentCalls > 0) say(`\nThe agent served ${await agent.served()} requests; the agent variants made ${agentCalls} calls (checked after each scenario).`);
+    if (targets.length) {
+      say("\n### Targets (ratios within this run)\n");
+      say(table(["ratio", "measured", "target", ""], targets.map((t) => [t.what, x(t.ratio), `${t.op} ${t.limit}x`, met(t) ? "met" : "NOT MET"])));
+    }
     if (!want("curve")) return;
 
-    const curve = await throughputCurve(variants);
+    const curve = await throughputCurve(base);
     const colors = ["#555555", "#1f77b4", "#d62728"];
     const throughputSvg = lineChart(curve.map((s, i) => ({ ...s, color: colors[i]! })), {
       title: "ADD throughput against concurrency", xLabel: "concurrent plugin processes", yLabel: "ADDs per second",
@@ -276,10 +680,31 @@ async function main() {
       console.log("\nWrote docs/bench-results.md, docs/bench-throughput.svg, docs/bench-fill.svg");
     }
   } finally {
+    await agent?.stop();
     await cluster?.stop();
+    await tmpfsEtcd?.stop();
     await etcd?.stop();
+    if (real) {
+      real.api.stop();
+      await real.etcd.stop();
+      rmSync(real.pki.dir, { recursive: true, force: true });
+    }
     rmSync(work, { recursive: true, force: true });
   }
+}
+
+function whereaboutsVariant(etcd: PeerEtcd, suffix: string): Variant {
+  return {
+    label: `whereabouts, etcd${suffix}`, plugin: WHEREABOUTS!, conf: whereaboutsConf(etcd), nodes: 0,
+    family: "whereabouts", store: "etcd", seed: (conf, count) => seedWhereabouts(etcd, conf, count),
+  };
+}
+
+/** A second etcd, with mutual TLS, and the Kubernetes API stand-in, both with the test PKI. */
+async function startRealistic(where: "disk" | "tmpfs"): Promise<Realistic> {
+  const pki = makeTestPki();
+  const etcd = await startEtcd({ pki, dataDir: etcdParent(where) });
+  return { etcd, pki, api: startKubeApi(pki) };
 }
 
 await main();

@@ -4,7 +4,8 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
-export const BINARY = resolve(import.meta.dir, "../../dist/kube-ipam");
+// KUBE_IPAM_BINARY lets a run test a binary built elsewhere (OUT=... npm run build).
+export const BINARY = process.env.KUBE_IPAM_BINARY ?? resolve(import.meta.dir, "../../dist/kube-ipam");
 export const CNI_BIN_DIR = "/usr/lib/cni";
 
 export interface CniCall {
