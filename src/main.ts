@@ -6,11 +6,12 @@
 // chunk). The plugin writes with Bun.write: the first touch of process.stdout or process.stderr builds
 // Node stream objects, which cost about 3 ms; it reads stdin synchronously (plugin/stdin.ts).
 
-import { agentSocketFor, forward, type Forwarded } from "./agent/forward.ts";
+import { agentTargetFor, forward, type Forwarded } from "./agent/forward.ts";
 import { BUILD } from "./build_info.ts";
 import { readStdin } from "./plugin/stdin.ts";
 
 async function plugin(): Promise<number> {
+  const startedAt = Date.now(); // ipam.timeoutSeconds counts from here, whoever runs the request
   const env = process.env;
   let stdin = "";
   let stdinError: unknown;
@@ -19,14 +20,18 @@ async function plugin(): Promise<number> {
   } catch (e) {
     stdinError = e; // the plugin reports it as a CNI error
   }
-  const socket = stdinError === undefined ? agentSocketFor(env.CNI_COMMAND, stdin) : undefined;
-  const forwarded: Forwarded = socket ? await forward(socket, BUILD, env, stdin) : { served: false };
+  const target = stdinError === undefined ? agentTargetFor(env.CNI_COMMAND, stdin) : undefined;
+  const forwarded: Forwarded = target ? await forward(target, BUILD, startedAt, env, stdin) : { served: false };
   let out: { stdout: string; exitCode: number };
   if (forwarded.served) {
     out = forwarded;
   } else {
     const { runCni } = await import("./plugin/run.ts");
-    out = await runCni(env, () => (stdinError === undefined ? Promise.resolve(stdin) : Promise.reject(stdinError)), { servedBy: "plugin", agentFallback: forwarded.reason });
+    out = await runCni(env, () => (stdinError === undefined ? Promise.resolve(stdin) : Promise.reject(stdinError)), {
+      servedBy: "plugin",
+      agentFallback: forwarded.reason,
+      startedAt,
+    });
   }
   if (out.stdout) await Bun.write(Bun.stdout, `${out.stdout}\n`);
   return out.exitCode;
@@ -43,6 +48,8 @@ async function main(): Promise<number> {
 
 // No top-level await: it would rule out `bun build --bytecode`, which saves a parse of the whole
 // bundle at every start.
+// The plugin exits as soon as it has answered: a call abandoned at the deadline must not hold it.
 main().then((code) => {
+  if (process.env.CNI_COMMAND !== undefined) process.exit(code);
   process.exitCode = code;
 });

@@ -3,17 +3,31 @@
 // which reading stdin loads anyway. Whenever the agent cannot serve (no socket, refused, silent,
 // another build, dead before answering) it says why and the plugin runs the request itself.
 import { readFileSync } from "node:fs";
-import { type AgentRequest, DEFAULT_AGENT_SOCKET, decodeReply, FORWARDED_ENV, FORWARDED_VERBS } from "./protocol.ts";
+import {
+  type AgentRequest, DEFAULT_AGENT_SOCKET, DEFAULT_TIMEOUT_SECONDS, decodeReply, FORWARDED_ENV, FORWARDED_VERBS,
+} from "./protocol.ts";
 
 /** How long a live agent may take to say "accepted": it does so before any work. */
 export const ACCEPT_BUDGET_MS = 200;
-/** How long an agent that accepted may take to answer; past it the plugin runs the request itself. */
-export const ANSWER_BUDGET_MS = 30_000;
+/**
+ * How much longer than the invocation's budget the plugin waits for an agent that accepted: the agent keeps
+ * the same budget (from the plugin's start) and answers with a time-out error by then.
+ */
+export const ANSWER_SLACK_MS = 1000;
 
 export type Forwarded =
   | { readonly served: true; readonly stdout: string; readonly exitCode: 0 | 1 }
-  /** `reason` is undefined when forwarding was not attempted (disabled, VERSION, a config the plugin must judge). */
-  | { readonly served: false; readonly reason?: string };
+  /**
+   * `reason` is undefined when forwarding was not attempted (disabled, VERSION, a config the plugin must
+   * judge). `budgetSpent`: the agent accepted and the invocation's budget ran out waiting for it.
+   */
+  | { readonly served: false; readonly reason?: string; readonly budgetSpent?: boolean };
+
+/** Where to forward, and the invocation's budget. */
+export interface ForwardTarget {
+  readonly socket: string;
+  readonly timeoutMs: number;
+}
 
 // Paths in the config are relative to the runtime's working directory, which the agent does not share.
 const PATH_FIELDS = ["dataDir", "logFile", "kubeConfig", "resolvConf"] as const;
@@ -23,8 +37,8 @@ function relativePath(obj: Record<string, unknown> | undefined, keys: readonly s
   return !!obj && keys.some((k) => typeof obj[k] === "string" && obj[k] !== "" && !(obj[k] as string).startsWith("/"));
 }
 
-/** The socket to forward to, or undefined when this request is the plugin's to run. */
-export function agentSocketFor(command: string | undefined, stdin: string): string | undefined {
+/** The socket to forward to and the budget, or undefined when this request is the plugin's to run. */
+export function agentTargetFor(command: string | undefined, stdin: string): ForwardTarget | undefined {
   if (!command || !FORWARDED_VERBS.has(command)) return undefined;
   let conf: { ipam?: Record<string, unknown> } | null;
   try {
@@ -38,7 +52,10 @@ export function agentSocketFor(command: string | undefined, stdin: string): stri
   if (typeof socket !== "string" || !socket.startsWith("/")) return undefined; // "" disables; others are the config's error
   const etcd = ipam.etcdConfig && typeof ipam.etcdConfig === "object" ? ipam.etcdConfig as Record<string, unknown> : undefined;
   if (relativePath(ipam, PATH_FIELDS) || relativePath(etcd, ETCD_PATH_FIELDS)) return undefined;
-  return socket;
+  const t = ipam.timeoutSeconds;
+  // An invalid value is the config's error to report, by whoever runs the request.
+  const seconds = typeof t === "number" && t > 0 && Number.isFinite(t) ? t : DEFAULT_TIMEOUT_SECONDS;
+  return { socket, timeoutMs: seconds * 1000 };
 }
 
 function hostname(): string {
@@ -49,12 +66,16 @@ function hostname(): string {
   }
 }
 
-/** Sends the request to the agent at `socket` and waits for its answer within the budgets. */
-export function forward(socket: string, build: string, env: Record<string, string | undefined>, stdin: string,
-  budgets = { acceptMs: ACCEPT_BUDGET_MS, answerMs: ANSWER_BUDGET_MS }): Promise<Forwarded> {
+/**
+ * Sends the request to the agent and waits for "accepted" (ACCEPT_BUDGET_MS) and then for its answer (until
+ * the invocation's budget from `startedAt` has run out, plus ANSWER_SLACK_MS).
+ */
+export function forward({ socket, timeoutMs }: ForwardTarget, build: string, startedAt: number,
+  env: Record<string, string | undefined>, stdin: string): Promise<Forwarded> {
   const picked: Record<string, string> = {};
   for (const k of FORWARDED_ENV) if (env[k] !== undefined) picked[k] = env[k]!;
-  const request: AgentRequest = { build, acceptBy: Date.now() + budgets.acceptMs, env: picked, stdin, hostname: hostname() };
+  const acceptMs = ACCEPT_BUDGET_MS;
+  const request: AgentRequest = { build, startedAt, acceptBy: Date.now() + acceptMs, env: picked, stdin, hostname: hostname() };
   const line = `${JSON.stringify(request)}\n`;
 
   return new Promise<Forwarded>((resolve) => {
@@ -70,12 +91,8 @@ export function forward(socket: string, build: string, env: Record<string, strin
       conn?.end();
       resolve(f);
     };
-    const fallBack = (reason: string) => finish({ served: false, reason });
-    const arm = (ms: number, reason: string) => {
-      clearTimeout(timer);
-      timer = setTimeout(() => fallBack(reason), ms);
-    };
-    arm(budgets.acceptMs, `agent at "${socket}" did not accept within ${budgets.acceptMs} ms`);
+    const fallBack = (reason: string, budgetSpent = false) => finish({ served: false, reason, budgetSpent });
+    timer = setTimeout(() => fallBack(`agent at "${socket}" did not accept within ${acceptMs} ms`), acceptMs);
 
     Bun.connect({
       unix: socket,
@@ -94,7 +111,9 @@ export function forward(socket: string, build: string, env: Record<string, strin
             if ("refused" in reply) return fallBack(`agent at "${socket}" refused: ${reply.refused}`);
             if ("accepted" in reply) {
               accepted = true;
-              arm(budgets.answerMs, `agent at "${socket}" accepted but did not answer within ${budgets.answerMs} ms`);
+              clearTimeout(timer);
+              timer = setTimeout(() => fallBack(`the node agent at "${socket}" accepted the request but did not answer`, true),
+                Math.max(0, startedAt + timeoutMs - Date.now()) + ANSWER_SLACK_MS);
               continue;
             }
             return finish({ served: true, stdout: reply.stdout, exitCode: reply.exitCode });

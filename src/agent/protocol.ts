@@ -1,6 +1,6 @@
 // The plugin-to-agent protocol over a unix socket: newline-delimited JSON, one exchange per connection.
 //
-//   plugin: {"build": B, "acceptBy": T, "env": {...CNI_*...}, "stdin": "...", "hostname": "..."}\n
+//   plugin: {"build": B, "startedAt": S, "acceptBy": T, "env": {...CNI_*...}, "stdin": "...", "hostname": "..."}\n
 //   agent:  {"accepted": true}\n                       at once, before any work
 //   agent:  {"stdout": "...", "exitCode": 0 | 1}\n     what the plugin would have printed
 // or
@@ -23,10 +23,14 @@ export const FORWARDED_ENV = [
 export const FORWARDED_VERBS: ReadonlySet<string> = new Set(["ADD", "DEL", "CHECK", "STATUS", "GC"]);
 
 export const DEFAULT_AGENT_SOCKET = "/run/kube-ipam/agent.sock";
+/** ipam.timeoutSeconds when the config does not set it (config/ipam_config.ts validates it). */
+export const DEFAULT_TIMEOUT_SECONDS = 15;
 
 export interface AgentRequest {
   /** The plugin's build; the agent serves only its own. */
   readonly build: string;
+  /** Epoch milliseconds when the plugin started: the invocation's budget (ipam.timeoutSeconds) runs from it. */
+  readonly startedAt: number;
   /** Epoch milliseconds after which the plugin no longer waits for "accepted". */
   readonly acceptBy: number;
   readonly env: Readonly<Record<string, string>>;
@@ -49,14 +53,14 @@ export function decodeRequest(line: string): AgentRequest | undefined {
     return undefined;
   }
   const r = v as Partial<AgentRequest> | null;
-  if (!r || typeof r !== "object" || typeof r.build !== "string" || typeof r.acceptBy !== "number" || typeof r.stdin !== "string" ||
+  if (!r || typeof r !== "object" || typeof r.build !== "string" || typeof r.acceptBy !== "number" || typeof r.startedAt !== "number" || typeof r.stdin !== "string" ||
     typeof r.hostname !== "string" || !r.env || typeof r.env !== "object") return undefined;
   const env: Record<string, string> = {};
   for (const k of FORWARDED_ENV) {
     const x = (r.env as Record<string, unknown>)[k];
     if (typeof x === "string") env[k] = x;
   }
-  return { build: r.build, acceptBy: r.acceptBy, env, stdin: r.stdin, hostname: r.hostname };
+  return { build: r.build, startedAt: r.startedAt, acceptBy: r.acceptBy, env, stdin: r.stdin, hostname: r.hostname };
 }
 
 /** Decodes one reply line; undefined when it is not one. */

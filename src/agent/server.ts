@@ -84,6 +84,7 @@ export async function runAgent(opts: AgentOptions): Promise<void> {
         servedBy: "agent",
         resources,
         hostname: () => req.hostname,
+        startedAt: req.startedAt,
       });
       const verb = req.env.CNI_COMMAND ?? "";
       metrics.duration.observe({ verb, outcome: out.exitCode === 0 ? "ok" : "error" }, (performance.now() - started) / 1000);

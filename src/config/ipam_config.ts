@@ -11,7 +11,7 @@ import { ConfigError } from "./errors.ts";
 import { type LogLevel, parseLogLevel } from "./log_level.ts";
 import { parseStoreConfig, type StoreConfig } from "./store_config.ts";
 import { isRecord } from "../lib/is_record.ts";
-import { DEFAULT_AGENT_SOCKET } from "../agent/protocol.ts";
+import { DEFAULT_AGENT_SOCKET, DEFAULT_TIMEOUT_SECONDS } from "../agent/protocol.ts";
 
 export const DEFAULT_LOG_FILE = "/var/log/kube-ipam.log";
 export const DEFAULT_KUBECONFIG = "/etc/kubernetes/pki/kubectl.kubeconfig";
@@ -34,6 +34,8 @@ export interface IpamConfig {
   readonly logFile: string;
   readonly logLevel: LogLevel;
   readonly nodeName: string;
+  /** The budget of one CNI invocation, store and API calls and the agent included (lib/deadline.ts). */
+  readonly timeoutSeconds: number;
   /** The node agent's socket; "" when forwarding is off (see agent/forward.ts). */
   readonly agentSocket: string;
   /** Addresses asked for through args.cni.ips, runtimeConfig.ips and CNI_ARGS IP=. */
@@ -203,10 +205,23 @@ export function loadIpamConfig(conf: unknown, opts: LoadOptions): IpamConfig {
     logLevel: parseLogLevel(optionalString(ipam, "logLevel", "ipam.logLevel")),
     nodeName,
     agentSocket: parseAgentSocket(ipam),
+    timeoutSeconds: parseTimeoutSeconds(ipam),
     requestedIPs: dedupe(requestedIPs),
     prevResult: conf.prevResult,
     validAttachments: parseValidAttachments(conf),
   };
+}
+
+// kubelet gives a whole sandbox start 4 minutes; one IPAM call should never come near that.
+const MAX_TIMEOUT_SECONDS = 120;
+
+function parseTimeoutSeconds(ipam: Obj): number {
+  const v = ipam.timeoutSeconds;
+  if (v === undefined || v === null) return DEFAULT_TIMEOUT_SECONDS;
+  if (typeof v !== "number" || !Number.isFinite(v) || v <= 0 || v > MAX_TIMEOUT_SECONDS) {
+    throw new ConfigError("ipam.timeoutSeconds", `expected a number of seconds above 0 and at most ${MAX_TIMEOUT_SECONDS}, got ${JSON.stringify(v)}`);
+  }
+  return v;
 }
 
 function parseAgentSocket(ipam: Obj): string {

@@ -3,6 +3,7 @@
 // not an error is a real NotFound for the object asked for.
 import { readFileSync } from "node:fs";
 import { KubeUnavailableError } from "./errors.ts";
+import { budgetLeft } from "../lib/deadline.ts";
 import type { KubeConfig } from "./kubeconfig.ts";
 
 export { KubeUnavailableError };
@@ -227,13 +228,16 @@ export class KubeClient {
     let status = 0;
     let statusText = "";
     let text: string;
+    // A request's own limit, within what is left of the CNI invocation's budget (lib/deadline.ts).
+    const limit = budgetLeft(this.#timeoutMs);
     try {
-      const timeout = AbortSignal.timeout(this.#timeoutMs);
+      if (limit <= 0) throw new DOMException("no time left", "TimeoutError");
+      const timeout = AbortSignal.timeout(limit);
       const res = await this.#fetch(this.server + path, abort ? AbortSignal.any([timeout, abort]) : timeout);
       ({ status, statusText } = res);
       text = await res.text();
     } catch (e) {
-      throw this.#unavailable(action, { error: e, status });
+      throw this.#unavailable(action, { error: e, status, timeoutMs: limit });
     }
     const body = parseJSON(text);
     if ((status !== 200 && status !== 404) || body === undefined) {
@@ -260,7 +264,7 @@ export class KubeClient {
     const reason = "event" in failure
       ? eventReason(failure.event)
       : "error" in failure
-      ? transportReason(failure.error, this.#timeoutMs, failure.watching)
+      ? transportReason(failure.error, failure.timeoutMs ?? this.#timeoutMs, failure.watching)
       : httpReason(failure.status, failure.statusText, failure.body);
     const status = ("event" in failure ? failure.event.code : failure.status) || undefined;
     const cause = "error" in failure ? failure.error : undefined;
@@ -270,7 +274,7 @@ export class KubeClient {
 }
 
 type Failure =
-  | { readonly error: unknown; readonly status: number; readonly watching?: boolean }
+  | { readonly error: unknown; readonly status: number; readonly watching?: boolean; readonly timeoutMs?: number }
   | { readonly status: number; readonly statusText?: string; readonly body: unknown }
   | { readonly event: Status };
 
@@ -307,7 +311,9 @@ function eventReason(s: Status): string {
 
 function transportReason(error: unknown, timeoutMs: number, watching = false): string {
   const e = error as { name?: string; code?: string; message?: string };
-  if (e?.name === "TimeoutError") return `no response within ${timeoutMs} ms`;
+  if (e?.name === "TimeoutError") {
+    return timeoutMs > 0 ? `no response within ${timeoutMs} ms` : "no time left of the request's budget (ipam.timeoutSeconds)";
+  }
   const code = typeof e?.code === "string" ? e.code : "";
   // A reset after the answer began is a dropped connection, not the TLS refusal it is when connecting.
   if (watching && code === "ECONNRESET") return "connection lost during the watch (ECONNRESET)";

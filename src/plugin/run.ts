@@ -3,7 +3,6 @@ import { hostname } from "../lib/hostname.ts";
 import { readFileSync } from "node:fs";
 import { type CniArgs, parseCniArgs } from "../cni/args.ts";
 import { type CniEnv, readCniEnv } from "../cni/env.ts";
-import { errorToJSON } from "../cni/errors.ts";
 import { type Dns, resultToJSON } from "../cni/result.ts";
 import { checkConfigVersion, type CniVersion, CURRENT_VERSION, isSupportedVersion, requireVersionFor,
   SUPPORTED_VERSIONS } from "../cni/version.ts";
@@ -20,6 +19,8 @@ import { gcAttachments } from "../ipam/gc.ts";
 import { status } from "../ipam/status.ts";
 import { rangeSetKey } from "../ip/range_set.ts";
 import { Logger } from "../log/logger.ts";
+import { CniError, ErrorCode, errorToJSON } from "../cni/errors.ts";
+import { withDeadline } from "../lib/deadline.ts";
 import { kubeConfigPath } from "./kube_path.ts";
 import { oneShot, type Resources } from "./resources.ts";
 
@@ -36,6 +37,8 @@ export interface RunContext {
   readonly resources?: Resources;
   /** The host name, when not this process's (the agent runs a plugin's request). */
   readonly hostname?: () => string;
+  /** When the invocation began (epoch ms): the plugin's start, also for a request the agent runs. */
+  readonly startedAt?: number;
 }
 
 function readDns(config: IpamConfig): Dns {
@@ -145,7 +148,7 @@ export async function runCni(processEnv: Record<string, string | undefined>, std
       hostname: context.hostname ?? hostname,
     });
     log = new Logger(config.logFile, config.logLevel);
-    const out = await execute(env, config, log, args, context.resources ?? oneShot);
+    const out = await withinBudget(config, context, () => execute(env!, config, log!, args, context.resources ?? oneShot));
     const ips = (out as { ips?: unknown } | undefined)?.ips;
     log.info(`${env.command} ok`, entry(env, config.network, started, context, { outcome: "ok", ips }));
     return { stdout: out === undefined ? "" : JSON.stringify(out), exitCode: 0 };
@@ -156,6 +159,38 @@ export async function runCni(processEnv: Record<string, string | undefined>, std
     const out = errorToJSON(err, isSupportedVersion(version) ? version : CURRENT_VERSION);
     return { stdout: JSON.stringify(out), exitCode: 1 };
   }
+}
+
+/**
+ * Runs `work` within the invocation's budget (ipam.timeoutSeconds from `context.startedAt`): every store and
+ * API call under it is bounded by what is left (lib/deadline.ts), and should one still be running at the
+ * deadline, the answer is code 11 naming where the state and the API are, and the process moves on.
+ */
+async function withinBudget<T>(config: IpamConfig, context: RunContext, work: () => Promise<T>): Promise<T> {
+  const budgetMs = config.timeoutSeconds * 1000;
+  const deadline = (context.startedAt ?? Date.now()) + budgetMs;
+  const late = () => new CniError(ErrorCode.TryAgainLater,
+    `kube-ipam did not finish within ipam.timeoutSeconds (${config.timeoutSeconds} s)` +
+      (context.agentFallback ? ` (${context.agentFallback})` : "") + `: waiting for ${where(config)}`);
+  if (Date.now() >= deadline) throw late();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const backstop = new Promise<never>((_, reject) => {
+    // A little after the deadline: the calls' own time-outs, which name the endpoint, come first.
+    timer = setTimeout(() => reject(late()), deadline - Date.now() + 250);
+  });
+  try {
+    return await Promise.race([withDeadline(deadline, work), backstop]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Where an invocation waits: the store, and the Kubernetes API when a kubeconfig is configured. */
+function where(config: IpamConfig): string {
+  const store = config.store.kind === "etcd" ? `etcd at ${config.store.endpoints.map((e) => `"${e}"`).join(", ")}`
+    : `the embedded store "${config.store.dataDir}"`;
+  const kube = kubeConfigPath(config);
+  return kube ? `${store} or the Kubernetes API of "${kube}"` : store;
 }
 
 function entry(env: CniEnv | undefined, network: string | undefined, started: number, context: RunContext,

@@ -3,6 +3,7 @@
 import {
   answerFailure, EtcdConfigError, EtcdRequestError, exhausted, type Failure, fetchFailure, type TlsFiles,
 } from "./errors.ts";
+import { budgetLeft } from "../../lib/deadline.ts";
 import { type EndpointProblem, parseEndpoint } from "../../lib/endpoint.ts";
 
 export interface TransportOptions {
@@ -72,7 +73,7 @@ export class Transport {
   async post(path: string, body: unknown): Promise<unknown> {
     const { endpoints, requestTimeoutMs, deadlineMs } = this.#opts;
     const payload = JSON.stringify(body);
-    const deadline = Date.now() + deadlineMs;
+    const deadline = Date.now() + budgetLeft(deadlineMs); // the call's own limit, within the invocation's
     const last = new Map<string, Failure>();
     const healable = (e: string) => last.get(e)?.retryable !== false; // TLS trouble does not heal by retrying
     for (let round = 0; ; round++) {
