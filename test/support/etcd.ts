@@ -152,7 +152,7 @@ async function healthy(url: string, tls: TlsFetch | undefined): Promise<boolean>
   }
 }
 
-function argsFor(node: Node, cluster: string, token: string, pki: TestPki | undefined): string[] {
+function argsFor(node: Node, cluster: string, token: string, pki: TestPki | undefined, extra: readonly string[] = []): string[] {
   const args = [
     "--name", node.name, "--data-dir", join(node.dir, "data"),
     "--listen-client-urls", node.clientURL, "--advertise-client-urls", node.clientURL,
@@ -165,11 +165,11 @@ function argsFor(node: Node, cluster: string, token: string, pki: TestPki | unde
     args.push("--client-cert-auth", "--trusted-ca-file", pki.ca.cert,
       "--cert-file", pki.server.cert, "--key-file", pki.server.key);
   }
-  return args;
+  return [...args, ...extra];
 }
 
 /** Starts members on fresh ports; retries with new ports when another process took one in between. */
-async function startNodes(size: number, pki: TestPki | undefined, parent = baseDir()): Promise<Proc[]> {
+async function startNodes(size: number, pki: TestPki | undefined, parent = baseDir(), extra: readonly string[] = []): Promise<Proc[]> {
   installExitHook();
   const scheme = pki ? "https" : "http";
   const tls = pki && {
@@ -190,7 +190,7 @@ async function startNodes(size: number, pki: TestPki | undefined, parent = baseD
       };
     });
     const cluster = nodes.map((n) => `${n.name}=${n.peerURL}`).join(",");
-    const procs = nodes.map((n) => new Proc(n, argsFor(n, cluster, token, pki), tls));
+    const procs = nodes.map((n) => new Proc(n, argsFor(n, cluster, token, pki, extra), tls));
     for (const p of procs) p.spawn();
     try {
       await Promise.all(procs.map((p) => p.waitReady()));
@@ -217,8 +217,8 @@ export interface DataDirOption {
  * One etcd on loopback; with `pki`, it serves HTTPS and requires client certificates signed by `pki.ca`.
  * The member's data directory is made under `dataDir` when given.
  */
-export async function startEtcd(opts: { pki?: TestPki } & DataDirOption = {}): Promise<EtcdServer> {
-  const [proc] = await startNodes(1, opts.pki, opts.dataDir);
+export async function startEtcd(opts: { pki?: TestPki; args?: readonly string[] } & DataDirOption = {}): Promise<EtcdServer> {
+  const [proc] = await startNodes(1, opts.pki, opts.dataDir, opts.args);
   return {
     endpoint: proc!.node.clientURL,
     async stop() {

@@ -11,7 +11,8 @@ export function code(e: unknown): string | undefined {
 }
 
 export function ioError(action: string, path: string, e: unknown): StoreError {
-  return new StoreError(`Cannot ${action} "${path}": ${(e as Error).message}`, false, { cause: e });
+  const full = code(e) === "ENOSPC" || code(e) === "EDQUOT" ? " (the file system of the data directory is full: free space there)" : "";
+  return new StoreError(`Cannot ${action} "${path}": ${(e as Error).message}${full}`, false, { cause: e });
 }
 
 /** Runs `fn`, turning ENOENT into `fallback` and other failures into a StoreError naming the path. */
