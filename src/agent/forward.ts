@@ -6,6 +6,7 @@ import { readFileSync } from "node:fs";
 import {
   type AgentRequest, DEFAULT_AGENT_SOCKET, DEFAULT_TIMEOUT_SECONDS, decodeReply, FORWARDED_ENV, FORWARDED_VERBS,
 } from "./protocol.ts";
+import { failpoint } from "../lib/failpoint.ts";
 
 /** How long a live agent may take to say "accepted": it does so before any work. */
 export const ACCEPT_BUDGET_MS = 200;
@@ -99,8 +100,12 @@ export function forward({ socket, timeoutMs }: ForwardTarget, build: string, sta
       socket: {
         open(s) {
           conn = s;
-          if (done) s.end();
-          else s.write(line);
+          if (done) {
+            s.end();
+          } else {
+            s.write(line);
+            failpoint("plugin.forwarded");
+          }
         },
         data(_s, chunk) {
           buffered += chunk.toString();

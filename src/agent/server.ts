@@ -10,6 +10,7 @@ import type { Logger } from "../log/logger.ts";
 import { runCni } from "../plugin/run.ts";
 import { type AgentReply, type AgentRequest, decodeRequest } from "./protocol.ts";
 import { WarmResources } from "./warm_resources.ts";
+import { failpoint } from "../lib/failpoint.ts";
 
 export interface AgentOptions {
   readonly socket: string;
@@ -76,9 +77,25 @@ export async function runAgent(opts: AgentOptions): Promise<void> {
 
   const reply = (s: Socket<Conn>, r: AgentReply) => s.write(`${JSON.stringify(r)}\n`);
 
-  async function serve(s: Socket<Conn>, req: AgentRequest): Promise<void> {
-    const started = performance.now();
+  // Requests of one attachment (container ID, interface) run one after another: a runtime's retry that
+  // arrives while the first ADD is still running then finds that ADD's address instead of racing it for a
+  // second one, and a DEL never overtakes the ADD it undoes.
+  const queues = new Map<string, Promise<void>>();
+
+  function serve(s: Socket<Conn>, req: AgentRequest): Promise<void> {
+    const key = `${req.env.CNI_CONTAINERID ?? ""}\u0000${req.env.CNI_IFNAME ?? ""}`;
     inflight++;
+    const run = (queues.get(key) ?? Promise.resolve()).then(() => serveNow(s, req));
+    queues.set(key, run);
+    void run.finally(() => {
+      if (queues.get(key) === run) queues.delete(key);
+      if (--inflight === 0) drained?.();
+    });
+    return run;
+  }
+
+  async function serveNow(s: Socket<Conn>, req: AgentRequest): Promise<void> {
+    const started = performance.now();
     try {
       const out = await runCni(req.env, () => Promise.resolve(req.stdin), {
         servedBy: "agent",
@@ -95,7 +112,6 @@ export async function runAgent(opts: AgentOptions): Promise<void> {
       log.error("agent: request failed", { error: String((e as Error)?.stack ?? e) });
     } finally {
       s.end();
-      if (--inflight === 0) drained?.();
     }
   }
 
@@ -135,6 +151,7 @@ export async function runAgent(opts: AgentOptions): Promise<void> {
             return;
           }
           reply(s, { accepted: true });
+          failpoint("agent.accepted");
           void serve(s, req);
         },
         error(_s, err) {

@@ -17,6 +17,7 @@ import { releaseOrPark } from "./release.ts";
 import { assignRequested } from "./requested.ts";
 import { reservedAddresses, type ReservedAddresses } from "./reservations.ts";
 import { ASSUME_LIVE, claimOrTakeOver, type HolderLiveness } from "./takeover.ts";
+import { failpoint } from "../lib/failpoint.ts";
 
 export interface PodRef {
   readonly namespace?: string;
@@ -106,6 +107,7 @@ async function reclaimSticky(store: NetworkStore, pool: Pool, record: Omit<Alloc
     if (!ip || !range || kept.ifName !== record.ifName) continue;
     // Parked: reclaimed at once. Still live under an old container: taken over if that pod is gone.
     const held = await claimOrTakeOver(store, ip, { ...record, ip: kept.ip }, req.liveness ?? ASSUME_LIVE);
+    failpoint("sticky.reclaimed");
     return { allocation: held, ipConfig: ipConfig(ip, range) };
   }
   return undefined;

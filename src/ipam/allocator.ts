@@ -11,6 +11,7 @@ import { type Allocation, type CountRead, type HeldRead, type HeldWindow, type N
 import type { IpamConfig } from "../config/ipam_config.ts";
 import { PoolExhaustedError } from "./errors.ts";
 import { NO_RESERVATIONS, type ReservedAddresses } from "./reservations.ts";
+import { failpoint } from "../lib/failpoint.ts";
 
 /**
  * How many held addresses one scan step reads. Small, because etcd's JSON for many keys is slow
@@ -157,6 +158,7 @@ export async function allocateDynamic(
   async function claim(ip: IP, range: Range, readOnLoss?: HeldRead, countOnLoss?: CountRead) {
     const allocation: Allocation = { ...record, ip: formatIP(ip), ...(conflicts ? { conflicts } : {}) };
     const outcome = await store.claim(ip, allocation, { cursorKey, readOnLoss, countOnLoss });
+    if (outcome.claimed) failpoint("claim.committed");
     // A retried write may find its own earlier claim: that is ours, not a conflict.
     if (outcome.claimed) return { won: { allocation, range } };
     if (outcome.holder && sameOwner(outcome.holder, record)) return { won: { allocation: outcome.holder, range } };

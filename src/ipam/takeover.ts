@@ -4,6 +4,7 @@
 import { formatIP, type IP } from "../ip/address.ts";
 import { type Allocation, type NetworkStore, sameOwner } from "../store/store.ts";
 import { AddressInUseError } from "./errors.ts";
+import { failpoint } from "../lib/failpoint.ts";
 
 /** Answers whether the pod recorded in an allocation still exists (the same pod: same UID). */
 export interface HolderLiveness {
@@ -43,7 +44,10 @@ export async function claimOrTakeOver(store: NetworkStore, ip: IP, record: Alloc
     if (!holder) continue; // released between our claim and the read: try again
     if (sameOwner(holder, record) && !holder.parkedAt) return holder;
     if (!(await mayTakeOver(holder, record, liveness))) break;
-    if (await store.replace(holder, record)) return record;
+    if (await store.replace(holder, record)) {
+      failpoint("takeover.replaced");
+      return record;
+    }
     // The record changed meanwhile (released, or taken by someone else): look again.
   }
   throw new AddressInUseError(formatIP(ip), record.network, holder);

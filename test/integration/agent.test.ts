@@ -82,6 +82,24 @@ describe("kube-ipam agent", () => {
     expect(viaAgent.stderr).toBe("");
   }, 30_000);
 
+  test("overlapping ADDs of one attachment (a runtime's retry of a slow ADD) get one address, on both stores", async () => {
+    const agent = await startAgent(join(dir.path, "a4"));
+    for (const conf of [
+      etcdNetConf(etcd.endpoint, dir.path, { agentSocket: agent.socket, subnet: "10.43.0.0/24" }),
+      fileNetConf(join(dir.path, "f4"), { agentSocket: agent.socket }),
+    ]) {
+      // Warm: a cold agent compiles its request path on the first ADD and may miss the accept budget.
+      expect((await runPlugin(conf, { command: "ADD", containerID: "warm" })).exitCode).toBe(0);
+      const adds = await Promise.all(Array.from({ length: 6 }, () => runPlugin(conf, { command: "ADD", containerID: "same" })));
+      for (const r of adds) expect(r.exitCode).toBe(0);
+      expect(new Set(adds.map(addressOf)).size).toBe(1);
+      const held = await listAllocations(conf, dir.path);
+      expect(held.filter((a) => a.containerID === "same").map((a) => a.ip)).toEqual([addressOf(adds[0]!)]);
+    }
+    expect(await agent.served("ADD")).toBe(14);
+    await agent.stop();
+  }, 30_000);
+
   test("on the embedded store too", async () => {
     const agent = await startAgent(join(dir.path, "a3"));
     const conf = fileNetConf(join(dir.path, "f3"), { agentSocket: agent.socket });

@@ -32,13 +32,14 @@ export function metricValue(text: string, name: string, labels: Record<string, s
   return sum;
 }
 
-export async function startAgent(dir: string, opts: { socket?: string; binary?: string } = {}): Promise<Agent> {
+export async function startAgent(dir: string, opts: { socket?: string; binary?: string; env?: Record<string, string> } = {}): Promise<Agent> {
   const socket = opts.socket ?? join(dir, "run", "agent.sock");
   const [port] = freePorts(1);
   const proc = Bun.spawn([opts.binary ?? BINARY, "agent", "--socket", socket, "--metrics-addr", `127.0.0.1:${port}`], {
     stdin: "ignore",
     stdout: "ignore",
     stderr: "pipe",
+    env: { ...process.env, ...opts.env },
   });
   let log = "";
   const reader = proc.stderr.getReader();

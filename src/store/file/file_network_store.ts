@@ -8,6 +8,7 @@ import { type AddSnapshot, type Allocation, type ClaimOptions, type ClaimOutcome
   type Reservation, sameOwner, StoreError } from "../store.ts";
 import { withFileLock } from "./flock.ts";
 import { code, inode, ioError, linkMakingDir, listDir, openMakingDir, readRecord, removeFile, tolerateMissing, writeNew, writeTmp } from "./fs_ops.ts";
+import { failpoint } from "../../lib/failpoint.ts";
 
 /** How many addresses one heldBetween probes. */
 const PROBE = 8n;
@@ -100,6 +101,7 @@ export class FileNetworkStore implements NetworkStore {
         unlinkSync(ownerEntry);
         if (!writeNew(ownerEntry, text)) throw new Error(`"${ownerEntry}" was created again while being replaced`);
       }
+      failpoint("file.claim.unlinked");
       try {
         linkMakingDir(ownerEntry, ipPath);
       } catch (e) {
