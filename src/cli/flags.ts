@@ -9,6 +9,14 @@ export class NotFoundError extends Error {
   override name = "NotFoundError";
 }
 
+/** The command ran and refused to act (exit status 1): `stdout` is its report, the message says why. */
+export class RefusedError extends Error {
+  override name = "RefusedError";
+  constructor(message: string, readonly stdout: string) {
+    super(message);
+  }
+}
+
 export interface ParsedFlags {
   readonly positional: readonly string[];
   readonly values: ReadonlyMap<string, string>;

@@ -3,10 +3,10 @@ import { CniError } from "../cni/errors.ts";
 import { toCniError } from "../ipam/error_map.ts";
 import { VERSION } from "../version.ts";
 import { EXAMPLE_KINDS, exampleConfig } from "./example_config.ts";
-import { NotFoundError, parseFlags, UsageError } from "./flags.ts";
+import { NotFoundError, parseFlags, RefusedError, UsageError } from "./flags.ts";
 import { AGENT_VALUED, agentCommand } from "./agent.ts";
-import { controllerCommand } from "./controller.ts";
-import { gcCommand } from "./gc.ts";
+import { CONTROLLER_VALUED, controllerCommand } from "./controller.ts";
+import { GC_VALUED, gcCommand } from "./gc.ts";
 import { INSTALL_CNI_SWITCHES, INSTALL_CNI_VALUED, installCniCommand } from "./install_cni.ts";
 import { lsCommand } from "./ls.ts";
 import { releaseCommand } from "./release.ts";
@@ -26,10 +26,12 @@ Commands:
   kube-ipam usage --conf FILE [-o table|json]
                                              size, used, reserved and free addresses per range
   kube-ipam release ADDR --conf FILE --yes   take ADDR from its holder (force)
-  kube-ipam gc --conf FILE [--dry-run] [--grace 5m] [--kubeconfig FILE] [-o table|json]
-                                             release addresses whose pod is gone (every network)
+  kube-ipam gc --conf FILE [--dry-run] [--grace 5m] [--max-release 50%|N] [--kubeconfig FILE]
+               [-o table|json]
+                                             release addresses whose pod is gone (every network);
+                                             refuses the run beyond --max-release
   kube-ipam controller --conf FILE [--metrics-addr 0.0.0.0:9153] [--gc-interval 1m] [--grace 5m]
-                       [--kubeconfig FILE] [--lease-ttl 5s]
+                       [--max-release 50%|N] [--kubeconfig FILE] [--lease-ttl 5s]
                                              leader-elected gc and Prometheus metrics (runs until SIGTERM)
   kube-ipam agent [--socket /run/kube-ipam/agent.sock] [--metrics-addr HOST:PORT]
                                              the node agent: serves this node's plugins' requests
@@ -84,13 +86,11 @@ async function dispatch(command: string, rest: readonly string[]): Promise<strin
     case "release":
       return await releaseCommand(parseFlags(rest, ["conf"], ["yes"]));
     case "controller":
-      return await controllerCommand(
-        parseFlags(rest, ["conf", "metrics-addr", "gc-interval", "grace", "kubeconfig", "lease-ttl"]),
-      );
+      return await controllerCommand(parseFlags(rest, CONTROLLER_VALUED));
     case "agent":
       return await agentCommand(parseFlags(rest, AGENT_VALUED));
     case "gc":
-      return await gcCommand(parseFlags(rest, ["conf", "o", "output", "grace", "kubeconfig"], ["dry-run"]));
+      return await gcCommand(parseFlags(rest, GC_VALUED, ["dry-run"]));
     case "reserve":
       return await reserveCommand(parseFlags(rest, ["conf"]));
     case "unreserve":
@@ -111,6 +111,7 @@ export async function runCli(argv: readonly string[]): Promise<CliOutcome> {
     if (e instanceof UsageError) {
       return { stdout: "", stderr: `kube-ipam: ${e.message}\nRun "kube-ipam help" for usage.\n`, exitCode: 2 };
     }
+    if (e instanceof RefusedError) return { stdout: e.stdout, stderr: `kube-ipam: ${e.message}\n`, exitCode: 1 };
     if (e instanceof NotFoundError) return { stdout: "", stderr: `kube-ipam: ${e.message}\n`, exitCode: 1 };
     const err: CniError = toCniError(e);
     return { stdout: "", stderr: `kube-ipam: ${err.message}\n`, exitCode: 1 };

@@ -1,7 +1,10 @@
 // `kube-ipam controller`: every replica serves /metrics and /healthz; the one elected leader runs
 // garbage collection every interval and releases a leak only when it has seen the very same record
-// leak twice, one interval apart (Calico's rule), and only while it still leads.
+// leak twice, one interval apart (Calico's rule), and only while it still leads (every write compares
+// the leader's fence). A run that would release more than --max-release of a network's pod addresses
+// is refused, every run, until the picture of the cluster changes or an operator raises the limit.
 import { collectGarbage, type ClusterLister, type Leak, leakKey } from "../ipam/collect_garbage.ts";
+import { describeRefusals, formatReleaseLimit, type ReleaseLimit } from "../ipam/release_guard.ts";
 import { reservedAddresses } from "../ipam/reservations.ts";
 import { poolUsage } from "../ipam/usage.ts";
 import type { IpamConfig } from "../config/ipam_config.ts";
@@ -22,6 +25,7 @@ export interface ControllerOptions {
   readonly port: number;
   readonly gcIntervalMs: number;
   readonly graceMs: number;
+  readonly maxRelease: ReleaseLimit;
   readonly identity: string;
   readonly log: Logger;
   readonly signal: AbortSignal;
@@ -110,29 +114,46 @@ export async function runController(opts: ControllerOptions): Promise<void> {
       suspects = new Set();
       continue;
     }
+    let released = 0;
     try {
       const seen = suspects;
       const report = await collectGarbage(opts.store, opts.cluster, {
         graceMs: opts.graceMs,
+        maxRelease: opts.maxRelease,
+        leader: leadership,
         confirm: (leak: Leak) => {
           if (!leadership.isLeader) throw new LostLeadership("leadership lost during garbage collection");
           return seen.has(leakKey(leak));
         },
+        onDone: (leak: Leak) => {
+          released++;
+          m.gcReleases.add({ network: leak.allocation.network }, 1);
+          log.info(leak.action === "park" ? "gc parked" : "gc released", {
+            ip: leak.allocation.ip, network: leak.allocation.network,
+            pod: `${leak.allocation.podNamespace}/${leak.allocation.podName}`, reason: leak.reason,
+          });
+        },
       });
-      suspects = new Set(report.deferred.map(leakKey));
-      for (const leak of report.done) {
-        m.gcReleases.add({ network: leak.allocation.network }, 1);
-        log.info(leak.action === "park" ? "gc parked" : "gc released", {
-          ip: leak.allocation.ip, network: leak.allocation.network,
-          pod: `${leak.allocation.podNamespace}/${leak.allocation.podName}`, reason: leak.reason,
+      // A refused run keeps its leaks as suspects: while the picture stays the same, every run is refused.
+      suspects = new Set([...report.deferred, ...report.withheld].map(leakKey));
+      if (report.refusals.length > 0) {
+        m.gcRuns.add({ outcome: "refused" }, 1);
+        const limit = formatReleaseLimit(opts.maxRelease);
+        log.warn(`gc run refused: it would release more than --max-release ${limit} (${describeRefusals(report.refusals)}); nothing released`, {
+          maxRelease: limit,
+          refusals: report.refusals,
+          hint: "check that the controller sees the right cluster and may list every pod; if the pods are really gone, " +
+            "run kube-ipam gc --max-release 100% once (docs/operations.md)",
         });
+        continue;
       }
       m.gcRuns.add({ outcome: "success" }, 1);
     } catch (e) {
-      // Partial knowledge (API down, list incomplete) or lost leadership: release nothing, try later.
+      // Partial knowledge (API down, list incomplete): nothing released. Lost leadership: nothing more
+      // released from that instant (the writes compare the leader's fence). Try again later.
       suspects = new Set();
       m.gcRuns.add({ outcome: "error" }, 1);
-      log.warn("gc run failed: nothing released", { error: (e as Error).message });
+      log.warn(`gc run failed: ${released === 0 ? "nothing" : `only ${released}`} released`, { error: (e as Error).message });
     }
   }
   server.stop(true);

@@ -130,13 +130,16 @@ export interface NetworkStore {
    * (kept for the pod name) instead. Returns the records as they were.
    */
   releaseByOwner(owner: Owner): Promise<Allocation[]>;
-  /** Releases the address of `record` only if its record is still exactly `record` (compare-and-delete). */
-  releaseIfUnchanged(record: Allocation): Promise<boolean>;
+  /**
+   * Releases the address of `record` only if its record is still exactly `record` (compare-and-delete).
+   * See WriteConditions for `conditions`.
+   */
+  releaseIfUnchanged(record: Allocation, conditions?: WriteConditions): Promise<boolean>;
   /**
    * Compare-and-swap: if the address of `expected` is still held by exactly `expected`, it becomes
    * `next` (a takeover, a sticky reclaim, parking). False when it changed meanwhile.
    */
-  replace(expected: Allocation, next: Allocation): Promise<boolean>;
+  replace(expected: Allocation, next: Allocation, conditions?: WriteConditions): Promise<boolean>;
   /** Sticky records (live or parked) kept for the pod `namespace/name`. */
   findSticky(podNamespace: string, podName: string): Promise<Allocation[]>;
   get(ip: IP): Promise<Allocation | undefined>;
@@ -147,9 +150,29 @@ export interface NetworkStore {
   sweep(): Promise<void>;
 }
 
+/** What makes a write conditional beyond the record compared. */
+export interface WriteConditions {
+  /**
+   * Write only while this leader leads. A store that elects (etcd) compares the leader's fence in the
+   * same transaction, so a leader that lost its lease a moment ago, before it could notice, changes
+   * nothing; the write throws NotLeaderError instead.
+   */
+  readonly leader?: Leadership;
+}
+
+/** The proof of leadership a store checks in a write: the leader key, and the revision at which this leader created it. */
+export interface LeaderFence {
+  readonly key: string;
+  readonly revision: bigint;
+}
+
 export interface Leadership {
   /** True only while this process may act as leader. */
   readonly isLeader: boolean;
+  /** While leading, on a store that elects: see WriteConditions. */
+  readonly fence?: LeaderFence;
+  /** A write found `fence` no longer holds (NotLeaderError): count this process out now, not at the next renewal. */
+  fenceLost?(fence: LeaderFence): void;
   /** Campaigns and renews until `signal` aborts, then resigns. */
   run(signal: AbortSignal): Promise<void>;
 }
@@ -198,6 +221,14 @@ export class StoreError extends Error {
   override name = "StoreError";
   constructor(message: string, readonly retryable: boolean, options?: ErrorOptions) {
     super(message, options);
+  }
+}
+
+/** A write made only while leading (WriteConditions.leader) found that this process no longer leads. */
+export class NotLeaderError extends StoreError {
+  override name = "NotLeaderError";
+  constructor(message: string) {
+    super(message, false);
   }
 }
 

@@ -1,8 +1,10 @@
 // Leader election through an etcd lease: the leader holds a key bound to its lease and renews the
 // lease; when it dies the lease expires, the key vanishes and a follower's create-if-absent wins.
-// A leader that cannot renew in time counts itself out before its lease can expire.
+// A leader that cannot renew in time counts itself out before its lease can expire. It can still learn
+// late that its lease is gone (revoked, or expired while the process was stopped): its fence (the leader
+// key's creation revision) lets the writes it makes as leader compare that the key is still its own.
 import { sleep } from "../../lib/sleep.ts";
-import type { ElectionOptions, Leadership } from "../store.ts";
+import type { ElectionOptions, LeaderFence, Leadership } from "../store.ts";
 import { createRevision, type EtcdClient, put } from "./client.ts";
 
 export class EtcdLeaderElection implements Leadership {
@@ -13,6 +15,8 @@ export class EtcdLeaderElection implements Leadership {
   readonly #campaignMs: number;
   readonly #onChange: ElectionOptions["onChange"];
   #lease: bigint | undefined;
+  /** The revision at which this leader created the leader key. */
+  #revision = 0n;
   #validUntil = 0;
 
   constructor(etcd: EtcdClient, key: string, identity: string, opts: ElectionOptions = {}) {
@@ -26,6 +30,14 @@ export class EtcdLeaderElection implements Leadership {
 
   get isLeader(): boolean {
     return this.#lease !== undefined && Date.now() < this.#validUntil;
+  }
+
+  get fence(): LeaderFence | undefined {
+    return this.isLeader ? { key: this.#key, revision: this.#revision } : undefined;
+  }
+
+  fenceLost(fence: LeaderFence): void {
+    if (fence.key === this.#key && fence.revision === this.#revision) this.#lose();
   }
 
   /** Leadership is good until a little before the lease could expire, counted from before the renewal. */
@@ -42,6 +54,7 @@ export class EtcdLeaderElection implements Leadership {
       .commit();
     if (r.succeeded) {
       this.#lease = lease.id;
+      this.#revision = r.revision;
       this.#renewedAt(started);
       this.#onChange?.(true);
       return;
