@@ -1,7 +1,7 @@
 // The one place where any error becomes a CNI error code.
 import { CniError, ErrorCode } from "../cni/errors.ts";
 import { ConfigError, DecodeError } from "../config/errors.ts";
-import { EtcdConfigError, EtcdRequestError, EtcdTlsError, EtcdUnavailableError } from "../store/etcd/errors.ts";
+import { EtcdConfigError, EtcdRequestError, EtcdTlsError, EtcdUnavailableError, RESOURCE_EXHAUSTED } from "../store/etcd/errors.ts";
 import { KubeConfigError, KubeUnavailableError } from "../k8s/errors.ts";
 import { StoreError } from "../store/store.ts";
 import { AddressInUseError, AddressReservedError, AddressUnavailableError, PoolExhaustedError } from "./errors.ts";
@@ -17,7 +17,11 @@ export function toCniError(e: unknown): CniError {
   if (e instanceof EtcdTlsError || e instanceof EtcdConfigError) {
     return new CniError(ErrorCode.InvalidConfig, e.message, "ipam.etcdConfig", { cause: e });
   }
-  if (e instanceof EtcdRequestError) return new CniError(ErrorCode.IOFailure, e.message, "", { cause: e });
+  if (e instanceof EtcdRequestError) {
+    // Out of space (NOSPACE) heals once an operator frees space: the runtime's retry will then succeed.
+    const code = e.code === RESOURCE_EXHAUSTED ? ErrorCode.TryAgainLater : ErrorCode.IOFailure;
+    return new CniError(code, e.message, "", { cause: e });
+  }
   if (e instanceof KubeUnavailableError) return new CniError(ErrorCode.TryAgainLater, e.message, e.server, { cause: e });
   if (e instanceof KubeConfigError) return new CniError(ErrorCode.InvalidConfig, e.message, "ipam.kubeConfig", { cause: e });
   if (e instanceof PoolExhaustedError) return new CniError(ErrorCode.PoolExhausted, e.message, e.network, { cause: e });

@@ -123,6 +123,14 @@ export class EtcdClient {
     return new Txn((body) => this.#transport.post("/v3/kv/txn", body));
   }
 
+  /** The alarms raised in the cluster (NOSPACE: out of space; CORRUPT), one per member and kind. */
+  async alarms(): Promise<{ memberID: string; alarm: string }[]> {
+    const raw = (await this.#transport.post("/v3/maintenance/alarm", { action: "GET" })) as {
+      alarms?: { memberID?: string; alarm?: string }[];
+    };
+    return (raw.alarms ?? []).filter((a) => a.alarm && a.alarm !== "NONE").map((a) => ({ memberID: String(a.memberID ?? ""), alarm: a.alarm! }));
+  }
+
   /** Grants a lease of `ttlSeconds`; keys put with it vanish when it expires or is revoked. */
   async leaseGrant(ttlSeconds: number): Promise<Lease> {
     const raw = (await this.#transport.post("/v3/lease/grant", { TTL: String(ttlSeconds) })) as LeaseAnswer;

@@ -48,6 +48,9 @@ export type Failure =
   | { readonly retryable: true; readonly endpoint: string; readonly reason: string; readonly cause: unknown }
   | { readonly retryable: false; readonly error: EtcdTlsError | EtcdRequestError };
 
+/** gRPC RESOURCE_EXHAUSTED, which etcd also answers when its NOSPACE alarm is raised. */
+export const RESOURCE_EXHAUSTED = 8;
+const NO_SPACE = /database space exceeded/;
 // gRPC codes that mean "this member cannot serve now": DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, UNAVAILABLE.
 const RETRYABLE_GRPC = new Set([4, 8, 14]);
 const RETRYABLE_MESSAGE = /leader changed|no leader|timed out|too many requests|not capable|stopped|unhealthy/i;
@@ -110,6 +113,12 @@ export function answerFailure(status: number, body: unknown, endpoint: string): 
     : typeof body === "string" && body.trim() ? `HTTP status ${status}: "${body.trim().slice(0, 200)}"`
     : `HTTP status ${status}`;
   const code = typeof inner.code === "number" ? inner.code : 2;
+  if (NO_SPACE.test(message)) {
+    // Every member shares the alarm: no other endpoint will take the write, and retrying only waits.
+    return { retryable: false, error: new EtcdRequestError(`etcd at "${endpoint}" is out of space (alarm NOSPACE: ` +
+      `${message}; its --quota-backend-bytes is reached): it refuses every write that adds data, deletes still work, ` +
+      "until an operator compacts and defragments it and disarms the alarm (etcdctl alarm disarm)", endpoint, RESOURCE_EXHAUSTED, { cause: body }) };
+  }
   if (status >= 500 || RETRYABLE_GRPC.has(code) || RETRYABLE_MESSAGE.test(message)) {
     return { retryable: true, endpoint, reason: message, cause: body };
   }

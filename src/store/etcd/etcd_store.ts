@@ -5,8 +5,9 @@
 import type { EtcdStoreConfig } from "../../config/store_config.ts";
 import { type IP, ipFromHex, ipToHex, tryParseIP } from "../../ip/address.ts";
 import { decodeRecord, decodeReservation, encodeRecord } from "../record.ts";
-import type { AddSnapshot, Allocation, ClaimOptions, ClaimOutcome, CountRead, ElectionOptions, HeldRead, HeldWindow, Leadership, NetworkStore, Owner, Reservation, Store,
-  StoreChange } from "../store.ts";
+import { type AddSnapshot, type Allocation, type ClaimOptions, type ClaimOutcome, type CountRead, type ElectionOptions, type HeldRead, type HeldWindow,
+  type LeaderFence, type Leadership, type NetworkStore, NotLeaderError, type Owner, type Reservation, type Store, type StoreChange,
+  type WriteConditions, StoreError } from "../store.ts";
 import { createRevision, del, EtcdClient, get, type KeyValue, modRevision, prefixEnd, put, type RangeOptions, type Txn, type TxnOp,
   value } from "./client.ts";
 import { NetworkKeys, networksPrefix, reservationKey } from "./keys.ts";
@@ -26,6 +27,37 @@ function decodeKv(kv: KeyValue): Allocation | undefined {
 function ifUnchanged(txn: Txn, key: string, record: Allocation): Txn {
   const rev = readAt.get(record);
   return rev !== undefined ? txn.if(modRevision(key), "==", rev) : txn.if(value(key), "==", encodeRecord(record));
+}
+
+interface Fenced {
+  readonly leader: Leadership;
+  readonly fence: LeaderFence;
+}
+
+/** The fence a write must compare (WriteConditions.leader); throws when the caller no longer leads. */
+function fenceOf(conditions: WriteConditions | undefined): Fenced | undefined {
+  const leader = conditions?.leader;
+  if (!leader) return undefined;
+  const fence = leader.fence;
+  if (!leader.isLeader || !fence) throw new NotLeaderError("Not the leader any more: the write was not made");
+  return { leader, fence };
+}
+
+/**
+ * Runs `txn` (the record compared, the writes set) only while the fence holds: the leader key is still the
+ * one this leader created. A failed compare because of the fence throws; one because of the record is false.
+ */
+async function commitFenced(txn: Txn, fenced: Fenced | undefined): Promise<boolean> {
+  if (!fenced) return (await txn.commit()).succeeded;
+  const { leader, fence } = fenced;
+  const r = await txn.if(createRevision(fence.key), "==", fence.revision).else(get(fence.key)).commit();
+  if (r.succeeded) return true;
+  const leaderKey = r.responses[0]?.kind === "range" ? r.responses[0].kvs[0] : undefined;
+  if (leaderKey?.createRevision !== fence.revision) {
+    leader.fenceLost?.(fence);
+    throw new NotLeaderError(`Not the leader any more (the leader key "${fence.key}" is no longer this leader's): the write was not made`);
+  }
+  return false;
 }
 
 function decodeAll(kvs: readonly KeyValue[]): Allocation[] {
@@ -205,17 +237,17 @@ class EtcdNetworkStore implements NetworkStore {
     return released;
   }
 
-  async releaseIfUnchanged(record: Allocation): Promise<boolean> {
+  async releaseIfUnchanged(record: Allocation, conditions?: WriteConditions): Promise<boolean> {
+    const fence = fenceOf(conditions);
     const ip = tryParseIP(record.ip);
     if (!ip) return false;
     const key = this.#keys.ip(ip);
-    const r = await ifUnchanged(this.#etcd.txn(), key, record)
-      .then(del(key), ...this.#indexDeletes(ip, record))
-      .commit();
-    return r.succeeded;
+    const txn = ifUnchanged(this.#etcd.txn(), key, record).then(del(key), ...this.#indexDeletes(ip, record));
+    return commitFenced(txn, fence);
   }
 
-  async replace(expected: Allocation, next: Allocation): Promise<boolean> {
+  async replace(expected: Allocation, next: Allocation, conditions?: WriteConditions): Promise<boolean> {
+    const fence = fenceOf(conditions);
     const ip = tryParseIP(expected.ip);
     if (!ip || next.ip !== expected.ip) return false;
     const key = this.#keys.ip(ip);
@@ -224,10 +256,7 @@ class EtcdNetworkStore implements NetworkStore {
     const writes = this.#holderWrites(ip, next);
     const rewritten = new Set(writes.map((op) => JSON.stringify(op.request.key)));
     const stale = this.#indexDeletes(ip, expected).filter((op) => !rewritten.has(JSON.stringify(op.request.key)));
-    const r = await ifUnchanged(this.#etcd.txn(), key, expected)
-      .then(...stale, ...writes)
-      .commit();
-    return r.succeeded;
+    return commitFenced(ifUnchanged(this.#etcd.txn(), key, expected).then(...stale, ...writes), fence);
   }
 
   async findSticky(podNamespace: string, podName: string): Promise<Allocation[]> {
@@ -334,8 +363,15 @@ export class EtcdStore implements Store {
     return (await this.#etcd.delete(reservationKey(this.prefix, name))).deleted > 0;
   }
 
+  /** Reads answer, and no alarm stops writes: under NOSPACE (or CORRUPT) etcd serves reads and refuses ADD's claims. */
   async ping(): Promise<void> {
-    await this.#etcd.range(`${this.prefix}/`, { prefix: true, countOnly: true });
+    const [, alarms] = await Promise.all([this.#etcd.range(`${this.prefix}/`, { prefix: true, countOnly: true }), this.#etcd.alarms()]);
+    if (alarms.length > 0) {
+      const raised = [...new Set(alarms.map((a) => a.alarm))].join(", ");
+      throw new StoreError(`etcd at ${this.#etcd.endpoints.map((e) => `"${e}"`).join(", ")} has raised alarm ${raised}` +
+        (raised.includes("NOSPACE") ? ": it is out of space (--quota-backend-bytes) and refuses every write that adds data, " +
+          "until an operator compacts and defragments it and disarms the alarm (etcdctl alarm disarm)" : ""), true);
+    }
   }
 
   close(): Promise<void> {
