@@ -9,6 +9,7 @@ import { encodeRecord } from "../store/record.ts";
 import { type Allocation, type Leadership, NotLeaderError, type Store } from "../store/store.ts";
 import { clusterView, judge } from "./leaks.ts";
 import { type Refusal, type ReleaseLimit, withinLimit } from "./release_guard.ts";
+import { failpoint } from "../lib/failpoint.ts";
 
 export interface ClusterLister {
   /** Every pod; throws rather than return a partial list. */
@@ -117,8 +118,13 @@ export async function collectGarbage(store: Store, cluster: ClusterLister, opts:
         ? await net.replace(leak.allocation, { ...leak.allocation, parkedAt: now().toISOString() }, conditions)
         : await net.releaseIfUnchanged(leak.allocation, conditions);
       (ok ? report.done : report.changed).push(leak);
-      if (ok) opts.onDone?.(leak);
+      if (ok) {
+        failpoint("gc.released");
+        opts.onDone?.(leak);
+      }
     }
+    // What killed plugins left behind that holds no address (the embedded store's unlinked owner entries).
+    if (!opts.dryRun) await net.sweep();
   }
   return report;
 }

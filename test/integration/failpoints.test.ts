@@ -2,7 +2,7 @@
 // the way a node losing power or the OOM killer would. After each crash: a retried ADD returns the same
 // address, DEL releases it, and no address is ever held twice. The release build ignores the failpoints.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { readdirSync, readFileSync, utimesSync } from "node:fs";
+import { readdirSync, readFileSync, utimesSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { startAgent } from "../support/agent.ts";
 import { makeTestPki } from "../support/certs.ts";
@@ -109,6 +109,31 @@ describe.each(stores)("crash points, %s", (name, makeConf) => {
     expect((await runPlugin(conf, { command: "DEL", containerID: "s2" }, testBuild)).exitCode).toBe(0);
     const parked = await listAllocations(conf, dir.path);
     expect(parked.map((a: any) => [a.ip, a.kind])).toEqual([[first, "sticky"]]);
+  }, 30_000);
+
+  test("gc.released: a gc run killed after one release; the next run releases the rest, never a live pod's address", async () => {
+    const conf = makeConf({ kubeConfig: kubeconfig });
+    const live = `live-${name.length}`;
+    api.setPod(makePod({ name: live }));
+    expect((await runPlugin(conf, { command: "ADD", containerID: "live", args: podArgs(live) }, testBuild)).exitCode).toBe(0);
+    for (const i of [1, 2, 3]) {
+      const pod = `gone${i}-${name.length}`;
+      api.setPod(makePod({ name: pod }));
+      expect((await runPlugin(conf, { command: "ADD", containerID: `gone${i}`, args: podArgs(pod) }, testBuild)).exitCode).toBe(0);
+      api.deletePod("default", pod); // its node was lost: no DEL
+    }
+    const confFile = join(dir.path, `gc-${name.length}.conf`);
+    writeFileSync(confFile, JSON.stringify(conf));
+    // --max-release 100%: three of four is over the guard's default, and these are real leaks.
+    const gc = (env: Record<string, string> = {}) => Bun.spawn([testBuild, "gc", "--conf", confFile, "--grace", "0s", "--max-release", "100%"],
+      { env: { ...process.env, ...env }, stdout: "pipe", stderr: "pipe" }).exited;
+    expect(await gc(crashAt("gc.released"))).toBe(SIGKILLED);
+    // One leak released, then the crash: the live pod's address and the two other leaks are still held.
+    const after = [...(await held(conf)).values()];
+    expect(after).toHaveLength(3);
+    expect(after).toContain("live");
+    expect(await gc()).toBe(0);
+    expect([...(await held(conf)).values()]).toEqual(["live"]);
   }, 30_000);
 
   test("agent.accepted: an agent that dies after accepting leaves the plugin to run the ADD; the address is the retry's", async () => {
