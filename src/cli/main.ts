@@ -52,7 +52,7 @@ Commands:
   kube-ipam version                          print the version
   kube-ipam help                             this text
 
-FILE is a CNI network config (.conf or .conflist; /dev/stdin works).
+FILE is a CNI network config (.conf or .conflist; - or /dev/stdin reads standard input, a pipe or a socket).
 `;
 
 export interface CliOutcome {

@@ -4,6 +4,7 @@
 //   kube-ipam reserved --conf FILE [-o json]
 import { formatInterval, type Interval, IntervalSet, tryParseInterval } from "../ip/interval_set.ts";
 import { parseIP } from "../ip/address.ts";
+import { quote } from "../lib/quote.ts";
 import type { Reservation, Store } from "../store/store.ts";
 import { openStore } from "../store/open.ts";
 import { NotFoundError, type ParsedFlags, outputFormat, UsageError } from "./flags.ts";
@@ -11,7 +12,9 @@ import { loadConfFile } from "./load_conf.ts";
 import { holderName } from "./show.ts";
 import { renderTable } from "./table.ts";
 
-const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,252}$/;
+// At most 250 bytes: the embedded store keeps a reservation as "_reserved/<name>.json", and a file name
+// holds 255 (NAME_MAX).
+const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,249}$/;
 
 async function withStore<T>(flags: ParsedFlags, fn: (store: Store) => Promise<T>): Promise<T> {
   const config = loadConfFile(flags.values.get("conf"));
@@ -35,17 +38,30 @@ async function heldWithin(store: Store, set: IntervalSet): Promise<string[]> {
   return lines;
 }
 
-export async function reserveCommand(flags: ParsedFlags): Promise<string> {
-  const [name, ...entries] = flags.positional;
+export interface ReserveArgs {
+  readonly name: string;
+  readonly entries: readonly string[];
+  readonly intervals: readonly Interval[];
+}
+
+/** `NAME ADDR|A-B|CIDR...`, checked before the store is opened; throws UsageError. */
+export function parseReserveArgs(positional: readonly string[]): ReserveArgs {
+  const [name, ...entries] = positional;
   if (!name || entries.length === 0) throw new UsageError("Usage: kube-ipam reserve NAME ADDR|A-B|CIDR... --conf FILE");
   if (!NAME.test(name)) {
-    throw new UsageError(`Reservation name "${name}" may hold only letters, digits, "_", "." and "-", starting with a letter or digit`);
+    throw new UsageError(`Reservation name ${quote(name)} may hold only letters, digits, "_", "." and "-", ` +
+      "starting with a letter or digit, at most 250");
   }
   const intervals = entries.map((e) => {
     const i = tryParseInterval(e);
-    if (!i) throw new UsageError(`"${e}" is not an address, an "A-B" range of one family, or a CIDR`);
+    if (!i) throw new UsageError(`${quote(e)} is not an address, an "A-B" range of one family, or a CIDR`);
     return i;
   });
+  return { name, entries, intervals };
+}
+
+export async function reserveCommand(flags: ParsedFlags): Promise<string> {
+  const { name, entries, intervals } = parseReserveArgs(flags.positional);
   return withStore(flags, async (store) => {
     const replaced = (await store.reservations()).some((r) => r.name === name);
     const normalised = intervals.map(formatIntervalOrCidr(entries));

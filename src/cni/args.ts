@@ -1,5 +1,6 @@
 // CNI_ARGS: "K=V;K=V". Unknown keys are refused unless IgnoreUnknown is set, as libcni's LoadArgs does.
 import { CniError, ErrorCode } from "./errors.ts";
+import { quote } from "../lib/quote.ts";
 
 export interface CniArgs {
   readonly podNamespace?: string;
@@ -29,7 +30,7 @@ export function parseCniArgs(raw: string): CniArgs {
   const unknown = [...pairs.keys()].filter((k) => !KNOWN.has(k));
   if (unknown.length > 0 && !isTrue(pairs.get("IgnoreUnknown") ?? "")) {
     throw new CniError(ErrorCode.InvalidEnvironment,
-      `CNI_ARGS: unknown args ${JSON.stringify(unknown)}: set IgnoreUnknown=1 to allow them`);
+      `CNI_ARGS: unknown args ${quote(unknown)}: set IgnoreUnknown=1 to allow them`);
   }
   const get = (k: string) => {
     const v = pairs.get(k);

@@ -23,22 +23,52 @@ const REQUIRED: Record<Var, readonly Command[]> = {
   CNI_PATH: ["ADD", "DEL", "CHECK", "GC", "STATUS"],
 };
 
+// The CNI specification (SPEC.md, "Parameters", CNI_CONTAINERID): "Must not be empty. Must start with an
+// alphanumeric character, optionally followed by any combination of one or more alphanumeric characters,
+// underscore (_), dot (.) or hyphen (-)."
 const CONTAINER_ID = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
 
+/**
+ * The spec sets no length; the stores need one. The embedded store names a file
+ * "<containerID>:<ifName>:<32 hex digits>" and a file name holds at most 255 bytes (NAME_MAX), which
+ * leaves 206 for the ID; etcd keys have no such bound, but both stores must take the same IDs. Runtimes
+ * use 64 hex digits (containerd, CRI-O, Docker, Podman): 128 is twice that.
+ */
+export const MAX_CONTAINER_ID_BYTES = 128;
+
+/** The kernel's IFNAMSIZ (16) less its NUL, in bytes as libcni counts: "é" is two. */
+export const MAX_IFNAME_BYTES = 15;
+
+function refuse(variable: "CNI_CONTAINERID" | "CNI_IFNAME", message: string, value: string): CniError {
+  // A refused value can be megabytes: details keep its start.
+  const shown = value.length > MAX_CONTAINER_ID_BYTES ? `${value.slice(0, 64)}... (${value.length} characters)` : value;
+  return new CniError(ErrorCode.InvalidEnvironment, `Invalid ${variable}: ${message}`, shown);
+}
+
 export function validateContainerID(id: string): void {
-  if (id === "") throw new CniError(ErrorCode.InvalidEnvironment, "missing containerID");
+  if (id === "") throw refuse("CNI_CONTAINERID", "missing containerID", id);
   if (!CONTAINER_ID.test(id)) {
-    throw new CniError(ErrorCode.InvalidEnvironment, "invalid characters in containerID", id);
+    throw refuse("CNI_CONTAINERID",
+      'invalid characters in containerID: letters, digits, "_", "." and "-", starting with a letter or digit', id);
+  }
+  if (id.length > MAX_CONTAINER_ID_BYTES) {
+    throw refuse("CNI_CONTAINERID", `containerID is too long: ${id.length} bytes, at most ${MAX_CONTAINER_ID_BYTES}`, id);
   }
 }
 
+// C0 and C1 control characters and DEL: a name is written into file names, etcd keys and log lines.
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+
 export function validateInterfaceName(name: string): void {
-  const fail = (msg: string) => new CniError(ErrorCode.InvalidEnvironment, msg, name);
+  const fail = (msg: string) => refuse("CNI_IFNAME", msg, name);
+  // libcni's checks (ValidateInterfaceName), in its order, then control characters, which it lets through.
   if (name === "") throw fail("interface name is empty");
-  // The kernel limit (IFNAMSIZ 16 with the NUL) is in bytes, as libcni counts it: "é" is two.
-  if (new TextEncoder().encode(name).length > 15) throw fail("interface name is too long: at most 15 characters");
+  if (new TextEncoder().encode(name).length > MAX_IFNAME_BYTES) {
+    throw fail(`interface name is too long: at most ${MAX_IFNAME_BYTES} bytes`);
+  }
   if (name === "." || name === "..") throw fail("interface name is . or ..");
   if (/[/:\s]/.test(name)) throw fail("interface name contains / or : or whitespace characters");
+  if (CONTROL.test(name)) throw fail("interface name contains control characters");
 }
 
 export function isCommand(s: string | undefined): s is Command {

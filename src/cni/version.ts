@@ -1,5 +1,6 @@
 // The CNI specification versions this plugin speaks, and what each allows.
 import { CniError, ErrorCode } from "./errors.ts";
+import { quote } from "../lib/quote.ts";
 
 export const SUPPORTED_VERSIONS = ["0.1.0", "0.2.0", "0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"] as const;
 export type CniVersion = (typeof SUPPORTED_VERSIONS)[number];
@@ -27,7 +28,7 @@ export function checkConfigVersion(v: unknown): CniVersion {
   throw new CniError(
     ErrorCode.IncompatibleVersion,
     "incompatible CNI versions",
-    `config is ${JSON.stringify(version)}, plugin supports ${JSON.stringify(SUPPORTED_VERSIONS)}`,
+    `config is ${quote(version)}, plugin supports ${JSON.stringify(SUPPORTED_VERSIONS)}`,
   );
 }
 

@@ -12,6 +12,7 @@ import { type LogLevel, parseLogLevel } from "./log_level.ts";
 import { parseStoreConfig, type StoreConfig } from "./store_config.ts";
 import { isRecord } from "../lib/is_record.ts";
 import { DEFAULT_AGENT_SOCKET, DEFAULT_TIMEOUT_SECONDS } from "../agent/protocol.ts";
+import { quote } from "../lib/quote.ts";
 
 export const DEFAULT_LOG_FILE = "/var/log/kube-ipam.log";
 export const DEFAULT_KUBECONFIG = "/etc/kubernetes/pki/kubectl.kubeconfig";
@@ -57,23 +58,26 @@ export interface LoadOptions {
 type Obj = Record<string, unknown>;
 
 const NETWORK_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+// The spec sets no length; the embedded store makes the name a directory, and a file name holds at most
+// 255 bytes (NAME_MAX). The etcd store takes the same names.
+const MAX_NETWORK_NAME_BYTES = 255;
 
 function optionalString(obj: Obj, key: string, field: string): string | undefined {
   const v = obj[key];
   if (v === undefined || v === null || v === "") return undefined;
-  if (typeof v !== "string") throw new ConfigError(field, `expected a string, got ${JSON.stringify(v)}`);
+  if (typeof v !== "string") throw new ConfigError(field, `expected a string, got ${quote(v)}`);
   return v;
 }
 
 function optionalArray(obj: Obj, key: string, field: string): unknown[] {
   const v = obj[key];
   if (v === undefined || v === null) return [];
-  if (!Array.isArray(v)) throw new ConfigError(field, `expected an array, got ${JSON.stringify(v)}`);
+  if (!Array.isArray(v)) throw new ConfigError(field, `expected an array, got ${quote(v)}`);
   return v;
 }
 
 function parseRange(raw: unknown, field: string): Range {
-  if (!isRecord(raw)) throw new ConfigError(field, `expected a range object {"subnet": ...}, got ${JSON.stringify(raw)}`);
+  if (!isRecord(raw)) throw new ConfigError(field, `expected a range object {"subnet": ...}, got ${quote(raw)}`);
   try {
     return canonicalizeRange(raw);
   } catch (e) {
@@ -85,7 +89,7 @@ function parseRange(raw: unknown, field: string): Range {
 function parseRangeSets(raw: unknown[], field: string): RangeSet[] {
   return raw.map((set, i) => {
     if (!Array.isArray(set)) {
-      throw new ConfigError(`${field}[${i}]`, `expected an array of ranges (a range set), got ${JSON.stringify(set)}`);
+      throw new ConfigError(`${field}[${i}]`, `expected an array of ranges (a range set), got ${quote(set)}`);
     }
     const ranges = set.map((r, j) => parseRange(r, `${field}[${i}][${j}]`));
     const problem = rangeSetProblem(ranges);
@@ -120,10 +124,10 @@ function collectRangeSets(ipam: Obj, runtime: Obj): RangeSet[] {
 function parseRoutes(ipam: Obj): Route[] {
   return optionalArray(ipam, "routes", "ipam.routes").map((r, i) => {
     const field = `ipam.routes[${i}]`;
-    if (!isRecord(r)) throw new ConfigError(field, `expected {"dst": CIDR, "gw"?: IP}, got ${JSON.stringify(r)}`);
+    if (!isRecord(r)) throw new ConfigError(field, `expected {"dst": CIDR, "gw"?: IP}, got ${quote(r)}`);
     const dst = typeof r.dst === "string" ? tryParseCIDR(r.dst) : undefined;
     if (r.dst === undefined) throw new ConfigError(`${field}.dst`, "is missing: every route needs a destination CIDR");
-    if (!dst) throw new ConfigError(`${field}.dst`, `${JSON.stringify(r.dst)} is not a CIDR`);
+    if (!dst) throw new ConfigError(`${field}.dst`, `${quote(r.dst)} is not a CIDR`);
     const gw = optionalString(r, "gw", `${field}.gw`);
     if (gw !== undefined) {
       const ip = tryParseIP(gw);
@@ -131,6 +135,13 @@ function parseRoutes(ipam: Obj): Route[] {
       if (ip.family !== dst.ip.family) throw new ConfigError(`${field}.gw`, `"${gw}" is not of the family of dst "${r.dst}"`);
     }
     const { dst: _d, gw: _g, ...extra } = r;
+    // CNI 1.1.0 route attributes (mtu, advmss, priority, table, scope) are numbers; anything else nested
+    // would be copied into every result unchecked.
+    for (const [k, v] of Object.entries(extra)) {
+      if (typeof v === "object" && v !== null) {
+        throw new ConfigError(`${field}.${k}`, `expected a number (a CNI 1.1.0 route attribute such as "mtu"), got ${quote(v)}`);
+      }
+    }
     return { dst: r.dst as string, ...(gw ? { gw } : {}), ...(Object.keys(extra).length ? { extra } : {}) };
   });
 }
@@ -140,7 +151,7 @@ function parseExclude(ipam: Obj): IntervalSet {
     const interval = typeof e === "string" ? tryParseInterval(e) : undefined;
     if (!interval) {
       throw new ConfigError(`ipam.exclude[${i}]`,
-        `${JSON.stringify(e)} is not an address, an "A-B" range of one family, or a CIDR`);
+        `${quote(e)} is not an address, an "A-B" range of one family, or a CIDR`);
     }
     return interval;
   });
@@ -152,7 +163,7 @@ function parseIPList(values: readonly unknown[], field: string): IP[] {
     // runtimeConfig.ips carries "10.1.2.3/24"; args.cni.ips and CNI_ARGS plain addresses.
     const text = typeof v === "string" ? v.split("/")[0]! : undefined;
     const ip = text !== undefined ? tryParseIP(text.trim()) : undefined;
-    if (!ip) throw new ConfigError(`${field}[${i}]`, `${JSON.stringify(v)} is not an IP address`);
+    if (!ip) throw new ConfigError(`${field}[${i}]`, `${quote(v)} is not an IP address`);
     return ip;
   });
 }
@@ -165,7 +176,7 @@ function parseValidAttachments(conf: Obj): Attachment[] | undefined {
   if (!Array.isArray(raw)) throw new ConfigError("cni.dev/valid-attachments", "expected an array");
   return raw.map((a, i) => {
     if (!isRecord(a) || typeof a.containerID !== "string" || typeof a.ifname !== "string") {
-      throw new ConfigError(`cni.dev/valid-attachments[${i}]`, `expected {"containerID", "ifname"}, got ${JSON.stringify(a)}`);
+      throw new ConfigError(`cni.dev/valid-attachments[${i}]`, `expected {"containerID", "ifname"}, got ${quote(a)}`);
     }
     return { containerID: a.containerID, ifName: a.ifname };
   });
@@ -178,7 +189,10 @@ export function loadIpamConfig(conf: unknown, opts: LoadOptions): IpamConfig {
   const network = conf.name;
   if (typeof network !== "string" || network === "") throw new ConfigError("name", "the network name is missing");
   if (!NETWORK_NAME.test(network)) {
-    throw new ConfigError("name", `"${network}" may hold only letters, digits, "_", "." and "-", starting with a letter or digit`);
+    throw new ConfigError("name", `${quote(network)} may hold only letters, digits, "_", "." and "-", starting with a letter or digit`);
+  }
+  if (network.length > MAX_NETWORK_NAME_BYTES) {
+    throw new ConfigError("name", `${quote(network)} is too long: ${network.length} bytes, at most ${MAX_NETWORK_NAME_BYTES}`);
   }
   const ipam = conf.ipam;
   if (!isRecord(ipam)) throw new ConfigError("ipam", 'the "ipam" section is missing');
@@ -219,7 +233,7 @@ function parseTimeoutSeconds(ipam: Obj): number {
   const v = ipam.timeoutSeconds;
   if (v === undefined || v === null) return DEFAULT_TIMEOUT_SECONDS;
   if (typeof v !== "number" || !Number.isFinite(v) || v <= 0 || v > MAX_TIMEOUT_SECONDS) {
-    throw new ConfigError("ipam.timeoutSeconds", `expected a number of seconds above 0 and at most ${MAX_TIMEOUT_SECONDS}, got ${JSON.stringify(v)}`);
+    throw new ConfigError("ipam.timeoutSeconds", `expected a number of seconds above 0 and at most ${MAX_TIMEOUT_SECONDS}, got ${quote(v)}`);
   }
   return v;
 }
@@ -227,7 +241,7 @@ function parseTimeoutSeconds(ipam: Obj): number {
 function parseAgentSocket(ipam: Obj): string {
   const v = ipam.agentSocket;
   if (v === undefined) return DEFAULT_AGENT_SOCKET;
-  if (typeof v !== "string") throw new ConfigError("ipam.agentSocket", `expected a path or "", got ${JSON.stringify(v)}`);
+  if (typeof v !== "string") throw new ConfigError("ipam.agentSocket", `expected a path or "", got ${quote(v)}`);
   if (v !== "" && !v.startsWith("/")) {
     throw new ConfigError("ipam.agentSocket", `"${v}" is not an absolute path ("" turns forwarding to the node agent off)`);
   }

@@ -1,6 +1,7 @@
 // Which store holds the pool: etcd when `etcdConfig` is present, else the embedded file store.
 import { parseEndpoint } from "../lib/endpoint.ts";
 import { ConfigError } from "./errors.ts";
+import { quote } from "../lib/quote.ts";
 
 export const DEFAULT_DATA_DIR = "/var/lib/cni/kube-ipam";
 export const DEFAULT_ETCD_PREFIX = "/kube-ipam";
@@ -26,7 +27,7 @@ type Obj = Record<string, unknown>;
 function str(obj: Obj, key: string): string | undefined {
   const v = obj[key];
   if (v === undefined || v === null || v === "") return undefined;
-  if (typeof v !== "string") throw new ConfigError(`ipam.etcdConfig.${key}`, `expected a string, got ${JSON.stringify(v)}`);
+  if (typeof v !== "string") throw new ConfigError(`ipam.etcdConfig.${key}`, `expected a string, got ${quote(v)}`);
   return v;
 }
 
@@ -37,8 +38,8 @@ function parseEndpoints(raw: string): string[] {
     const parsed = parseEndpoint(e);
     if ("endpoint" in parsed) return parsed.endpoint;
     throw new ConfigError("ipam.etcdConfig.etcdURL", parsed.problem === "more than scheme, host, port and path"
-      ? `"${e}": only scheme, host, port and path are allowed`
-      : `"${e}" is not an http:// or https:// URL`);
+      ? `${quote(e)}: only scheme, host, port and path are allowed`
+      : `${quote(e)} is not an http:// or https:// URL`);
   });
 }
 
@@ -47,7 +48,7 @@ export function parseStoreConfig(ipam: Obj): StoreConfig {
   if (etcd === undefined || etcd === null) {
     const dataDir = ipam.dataDir;
     if (dataDir !== undefined && (typeof dataDir !== "string" || dataDir === "")) {
-      throw new ConfigError("ipam.dataDir", `expected a directory path, got ${JSON.stringify(dataDir)}`);
+      throw new ConfigError("ipam.dataDir", `expected a directory path, got ${quote(dataDir)}`);
     }
     return { kind: "file", dataDir: (dataDir as string | undefined) ?? DEFAULT_DATA_DIR };
   }

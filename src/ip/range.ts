@@ -1,6 +1,7 @@
 // One allocation range inside a subnet, with host-local's defaults and validation.
 import { compareIP, formatIP, type IP, ipAdd, ipEquals, tryParseIP } from "./address.ts";
 import { formatPrefix, lastAddress, type Prefix, prefixContains, tryParseCIDR } from "./prefix.ts";
+import { quote } from "../lib/quote.ts";
 
 export interface RawRange {
   subnet?: unknown;
@@ -28,7 +29,7 @@ function optionalIP(raw: RawRange, field: "rangeStart" | "rangeEnd" | "gateway",
   const v = raw[field];
   if (v === undefined || v === null || v === "") return undefined;
   const ip = typeof v === "string" ? tryParseIP(v) : undefined;
-  if (!ip) throw new InvalidRangeError(field, `${field} ${JSON.stringify(v)} is not an IP address`);
+  if (!ip) throw new InvalidRangeError(field, `${field} ${quote(v)} is not an IP address`);
   if (!prefixContains(subnet, ip)) {
     throw new InvalidRangeError(field, `${field} "${formatIP(ip)}" is not in subnet "${formatPrefix(subnet)}"`);
   }
@@ -41,7 +42,7 @@ export function canonicalizeRange(raw: RawRange): Range {
     throw new InvalidRangeError("subnet", "subnet is required");
   }
   const cidr = typeof raw.subnet === "string" ? tryParseCIDR(raw.subnet) : undefined;
-  if (!cidr) throw new InvalidRangeError("subnet", `subnet ${JSON.stringify(raw.subnet)} is not a CIDR`);
+  if (!cidr) throw new InvalidRangeError("subnet", `subnet ${quote(raw.subnet)} is not a CIDR`);
   const subnet = cidr.prefix;
   const bits = subnet.network.family === 4 ? 32 : 128;
   // Network, gateway and (IPv4) broadcast leave nothing to hand out below /30 (/126).

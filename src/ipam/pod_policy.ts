@@ -4,6 +4,8 @@ import { ConfigError } from "../config/errors.ts";
 import { formatIP, type IP, tryParseIP } from "../ip/address.ts";
 import { tryParseCIDR, tryParseNetmask } from "../ip/prefix.ts";
 import type { Pod } from "../k8s/types.ts";
+import { isRecord } from "../lib/is_record.ts";
+import { quote } from "../lib/quote.ts";
 
 export const ANNOTATION = {
   ip: "kube-ipam.ip",
@@ -31,8 +33,9 @@ export interface PodPolicy {
 }
 
 export function controllingStatefulSet(pod: Pod): { name: string; uid: string } | undefined {
-  const o = (pod.metadata.ownerReferences ?? []).find((r) => r.controller === true && r.kind === "StatefulSet");
-  return o && { name: o.name, uid: o.uid };
+  const refs: unknown = pod.metadata.ownerReferences;
+  const o = (Array.isArray(refs) ? refs : []).find((r) => isRecord(r) && r.controller === true && r.kind === "StatefulSet");
+  return o && { name: String(o.name), uid: String(o.uid) };
 }
 
 export function podRef(pod: Pod): string {
@@ -52,23 +55,23 @@ function perAddress(values: string[], count: number, name: string, fail: (msg: s
   return (i) => values.length === 1 ? values[0] : values[i];
 }
 
-function fromIpAnnotation(annotations: Readonly<Record<string, string>>, fail: (field: string, msg: string) => never): FixedAddress[] {
+function fromIpAnnotation(annotations: Annotations, fail: (field: string, msg: string) => never): FixedAddress[] {
   const ips = splitList(annotations[ANNOTATION.ip] ?? "");
   const failOn = (field: string) => (msg: string): never => fail(field, msg);
   const netmask = perAddress(splitList(annotations[ANNOTATION.netmask] ?? ""), ips.length, ANNOTATION.netmask, failOn(ANNOTATION.netmask));
   const gateway = perAddress(splitList(annotations[ANNOTATION.gateway] ?? ""), ips.length, ANNOTATION.gateway, failOn(ANNOTATION.gateway));
   return ips.map((text, i) => {
     const ip = tryParseIP(text);
-    if (!ip) fail(ANNOTATION.ip, `"${text}" is not an IP address`);
+    if (!ip) fail(ANNOTATION.ip, `${quote(text)} is not an IP address`);
     const mask = netmask(i);
     const prefixLength = mask === undefined ? undefined : tryParseNetmask(mask, ip.family);
     if (mask !== undefined && prefixLength === undefined) {
-      fail(ANNOTATION.netmask, `"${mask}" is not a netmask or prefix length for ${formatIP(ip)}`);
+      fail(ANNOTATION.netmask, `${quote(mask)} is not a netmask or prefix length for ${formatIP(ip)}`);
     }
     const gwText = gateway(i);
     const gw = gwText === undefined ? undefined : tryParseIP(gwText);
     if (gwText !== undefined && (!gw || gw.family !== ip.family)) {
-      fail(ANNOTATION.gateway, `"${gwText}" is not a gateway address for ${formatIP(ip)}`);
+      fail(ANNOTATION.gateway, `${quote(gwText)} is not a gateway address for ${formatIP(ip)}`);
     }
     return { ip, prefixLength, gateway: gw, source: ANNOTATION.ip };
   });
@@ -84,7 +87,8 @@ function fromIpsAnnotation(text: string, ifName: string, fail: (field: string, m
   if (typeof map !== "object" || map === null || Array.isArray(map)) {
     fail(ANNOTATION.ips, `expected a JSON map from interface name to addresses, like {"net1": ["10.0.0.5"]}`);
   }
-  const entry = (map as Record<string, unknown>)[ifName];
+  // Own keys only: "constructor" or "__proto__" is a valid interface name, and no map lists it by inheritance.
+  const entry = Object.hasOwn(map as object, ifName) ? (map as Record<string, unknown>)[ifName] : undefined;
   if (entry === undefined) return [];
   const list = typeof entry === "string" ? splitList(entry) : entry;
   if (!Array.isArray(list) || !list.every((x) => typeof x === "string")) {
@@ -93,19 +97,35 @@ function fromIpsAnnotation(text: string, ifName: string, fail: (field: string, m
   return (list as string[]).map((item) => {
     const cidr = item.includes("/") ? tryParseCIDR(item) : undefined;
     const ip = cidr?.ip ?? tryParseIP(item);
-    if (!ip) fail(ANNOTATION.ips, `"${item}" for "${ifName}" is not an address or address/prefix`);
+    if (!ip) fail(ANNOTATION.ips, `${quote(item)} for "${ifName}" is not an address or address/prefix`);
     return { ip, prefixLength: cidr?.prefix.length, source: `${ANNOTATION.ips}["${ifName}"]` };
   });
 }
 
-function isSticky(pod: Pod, fail: (field: string, msg: string) => never): boolean {
-  const v = pod.metadata.annotations?.[ANNOTATION.sticky];
+function isSticky(pod: Pod, annotations: Annotations, fail: (field: string, msg: string) => never): boolean {
+  const v = annotations[ANNOTATION.sticky];
   if (v !== undefined) {
     if (v === "true") return true;
     if (v === "false") return false;
-    fail(ANNOTATION.sticky, `"${v}" is not "true" or "false"`);
+    fail(ANNOTATION.sticky, `${quote(v)} is not "true" or "false"`);
   }
   return controllingStatefulSet(pod) !== undefined;
+}
+
+type Annotations = Readonly<Partial<Record<(typeof ANNOTATION)[keyof typeof ANNOTATION], string>>>;
+
+/** kube-ipam's annotations of the pod (own keys, strings: the API's map[string]string, checked). */
+function ownAnnotations(pod: Pod, fail: (field: string, msg: string) => never): Annotations {
+  const all: unknown = pod.metadata.annotations;
+  const out: Record<string, string> = {};
+  if (!isRecord(all)) return out;
+  for (const name of Object.values(ANNOTATION)) {
+    if (!Object.hasOwn(all, name)) continue;
+    const v = all[name];
+    if (typeof v !== "string") fail(name, `expected a string, got ${quote(v)}`);
+    out[name] = v;
+  }
+  return out;
 }
 
 /**
@@ -118,7 +138,7 @@ export function podPolicy(pod: Pod, ifName: string): PodPolicy {
   const fail = (field: string, msg: string): never => {
     throw new ConfigError(`annotation ${field} of pod "${ref}"`, msg);
   };
-  const annotations = pod.metadata.annotations ?? {};
+  const annotations = ownAnnotations(pod, fail);
   const perInterface = annotations[ANNOTATION.ips];
   const fixed = perInterface !== undefined
     ? fromIpsAnnotation(perInterface, ifName, fail)
@@ -129,5 +149,5 @@ export function podPolicy(pod: Pod, ifName: string): PodPolicy {
     if (seen.has(k)) fail(f.source, `"${k}" is listed twice`);
     seen.add(k);
   }
-  return { fixed, sticky: isSticky(pod, fail), statefulSet: controllingStatefulSet(pod) };
+  return { fixed, sticky: isSticky(pod, annotations, fail), statefulSet: controllingStatefulSet(pod) };
 }

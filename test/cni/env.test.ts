@@ -2,6 +2,8 @@ import { describe, expect, test } from "bun:test";
 import { type Command, isCommand, readCniEnv, validateContainerID, validateInterfaceName } from "../../src/cni/env.ts";
 import { thrownCniError } from "../support/cni_error.ts";
 
+const INVALID_CHARACTERS = 'invalid characters in containerID: letters, digits, "_", "." and "-", starting with a letter or digit';
+
 const FULL = {
   CNI_CONTAINERID: "abc123",
   CNI_NETNS: "/var/run/netns/x",
@@ -65,9 +67,9 @@ describe("readCniEnv: missing variables, named all at once", () => {
 
   test.each(["ADD", "DEL", "CHECK"] as const)("%s validates the container ID and interface name", (command) => {
     expect(thrownCniError(() => readCniEnv({ CNI_COMMAND: command, ...FULL, CNI_CONTAINERID: "a/b" }))?.message)
-      .toBe("invalid characters in containerID");
+      .toBe(`Invalid CNI_CONTAINERID: ${INVALID_CHARACTERS}`);
     expect(thrownCniError(() => readCniEnv({ CNI_COMMAND: command, ...FULL, CNI_IFNAME: "eth 0" }))?.message)
-      .toBe("interface name contains / or : or whitespace characters");
+      .toBe("Invalid CNI_IFNAME: interface name contains / or : or whitespace characters");
   });
 
   test("GC and STATUS ignore a bad container ID and interface name", () => {
@@ -91,20 +93,31 @@ describe("validateContainerID", () => {
 
   const invalid: [string, string][] = [
     ["", "missing containerID"],
-    ["-abc", "invalid characters in containerID"],
-    [".abc", "invalid characters in containerID"],
-    ["_abc", "invalid characters in containerID"],
-    ["a/b", "invalid characters in containerID"],
-    ["a b", "invalid characters in containerID"],
-    ["a:b", "invalid characters in containerID"],
-    ["abc\n", "invalid characters in containerID"],
-    ["ünïcode", "invalid characters in containerID"],
+    ["-abc", INVALID_CHARACTERS],
+    [".abc", INVALID_CHARACTERS],
+    ["_abc", INVALID_CHARACTERS],
+    ["a/b", INVALID_CHARACTERS],
+    ["a b", INVALID_CHARACTERS],
+    ["a:b", INVALID_CHARACTERS],
+    ["abc\n", INVALID_CHARACTERS],
+    ["ünïcode", INVALID_CHARACTERS],
+    ["f".repeat(129), "containerID is too long: 129 bytes, at most 128"],
   ];
   test.each(invalid)("refuses %p", (id, message) => {
     const err = thrownCniError(() => validateContainerID(id));
     expect(err?.code).toBe(4);
-    expect(err?.message).toBe(message);
-    expect(err?.details).toBe(id);
+    expect(err?.message).toBe(`Invalid CNI_CONTAINERID: ${message}`);
+    expect(err?.details).toBe(id.length > 128 ? `${id.slice(0, 64)}... (${id.length} characters)` : id);
+  });
+
+  test("accepts 128 bytes, the most the stores take", () => {
+    expect(thrownCniError(() => validateContainerID("f".repeat(128)))).toBeUndefined();
+  });
+
+  test("a container ID of thousands of characters is code 4 naming the limit, its start in details", () => {
+    const err = thrownCniError(() => validateContainerID("a".repeat(5000)));
+    expect(err?.message).toBe("Invalid CNI_CONTAINERID: containerID is too long: 5000 bytes, at most 128");
+    expect(err?.details).toBe(`${"a".repeat(64)}... (5000 characters)`);
   });
 });
 
@@ -116,8 +129,8 @@ describe("validateInterfaceName", () => {
 
   const invalid: [string, string][] = [
     ["", "interface name is empty"],
-    ["1234567890123456", "interface name is too long: at most 15 characters"],
-    ["éééééééé", "interface name is too long: at most 15 characters"], // 8 characters, 16 bytes
+    ["1234567890123456", "interface name is too long: at most 15 bytes"],
+    ["éééééééé", "interface name is too long: at most 15 bytes"], // 8 characters, 16 bytes
     [".", "interface name is . or .."],
     ["..", "interface name is . or .."],
     ["eth/0", "interface name contains / or : or whitespace characters"],
@@ -125,11 +138,16 @@ describe("validateInterfaceName", () => {
     ["eth 0", "interface name contains / or : or whitespace characters"],
     ["eth\t0", "interface name contains / or : or whitespace characters"],
     ["eth0\n", "interface name contains / or : or whitespace characters"],
+    ["eth\u00a0", "interface name contains / or : or whitespace characters"],
+    ["e\x01", "interface name contains control characters"], // libcni lets these through
+    ["e\x1b[0m", "interface name contains control characters"],
+    ["e\x7f", "interface name contains control characters"],
+    ["e\u0085", "interface name contains control characters"],
   ];
   test.each(invalid)("refuses %p", (name, message) => {
     const err = thrownCniError(() => validateInterfaceName(name));
     expect(err?.code).toBe(4);
-    expect(err?.message).toBe(message);
+    expect(err?.message).toBe(`Invalid CNI_IFNAME: ${message}`);
     expect(err?.details).toBe(name);
   });
 });

@@ -159,8 +159,23 @@ describe("environment validation", () => {
 
   test.each([["-starts-with-dash"], ["has space"], ["has/slash"], ["ümlaut"], [".dot"]])("container ID %p is refused", async (id) => {
     const r = await runPlugin(fileNetConf(dir.path), { command: "ADD", containerID: id });
-    expectCniError(r, 4, "invalid characters in containerID");
+    expectCniError(r, 4,
+      'Invalid CNI_CONTAINERID: invalid characters in containerID: letters, digits, "_", "." and "-", starting with a letter or digit');
     expect(r.json.details).toBe(id);
+  });
+
+  // The embedded store names a file after it: thousands of characters were code 5, ENAMETOOLONG.
+  test("a container ID longer than 128 bytes is refused naming the limit, nothing written", async () => {
+    const r = await runPlugin(fileNetConf(dir.path), { command: "ADD", containerID: "a".repeat(4000) });
+    expectCniError(r, 4, "Invalid CNI_CONTAINERID: containerID is too long: 4000 bytes, at most 128");
+    expect(existsSync(join(dir.path, "data"))).toBe(false);
+  });
+
+  test("a container ID of 128 bytes is accepted, and released", async () => {
+    const containerID = "f".repeat(128);
+    expectResult(await runPlugin(fileNetConf(dir.path), { command: "ADD", containerID }));
+    expectSilentSuccess(await runPlugin(fileNetConf(dir.path), { command: "DEL", containerID }));
+    expect(await lsJSON(fileNetConf(dir.path))).toEqual([]);
   });
 
   test("a container ID with letters, digits, _ . - is accepted", async () => {
@@ -168,7 +183,9 @@ describe("environment validation", () => {
   });
 
   test.each([
-    ["a23456789012345x", "interface name is too long: at most 15 characters"],
+    ["a23456789012345x", "interface name is too long: at most 15 bytes"],
+    ["e\x01", "interface name contains control characters"], // was written into a file name
+    ["e\x7f", "interface name contains control characters"],
     [".", "interface name is . or .."],
     ["..", "interface name is . or .."],
     ["eth/0", "interface name contains / or : or whitespace characters"],
@@ -177,8 +194,9 @@ describe("environment validation", () => {
     ["eth\t0", "interface name contains / or : or whitespace characters"],
   ])("interface name %p is refused", async (ifName, msg) => {
     const r = await runPlugin(fileNetConf(dir.path), { command: "ADD", ifName });
-    expectCniError(r, 4, msg);
+    expectCniError(r, 4, `Invalid CNI_IFNAME: ${msg}`);
     expect(r.json.details).toBe(ifName);
+    expect(existsSync(join(dir.path, "data"))).toBe(false);
   });
 
   test("a 15-character interface name is accepted", async () => {
@@ -192,6 +210,21 @@ describe("environment validation", () => {
 });
 
 describe("config decoding and versions", () => {
+  // Network configs are kilobytes: more than 1 MiB is refused before it is read whole or parsed.
+  test("stdin over 1 MiB is code 6, a config of nearly 1 MiB is read", async () => {
+    const conf = fileNetConf(dir.path);
+    const padded = (n: number) => {
+      const text = JSON.stringify({ ...conf, pad: "" });
+      return JSON.stringify({ ...conf, pad: "x".repeat(n - text.length) });
+    };
+    expect(padded(1024 * 1024)).toHaveLength(1024 * 1024);
+    expectResult(await runPlugin(padded(1024 * 1024), { command: "ADD" }));
+    const r = await runPlugin(`${padded(1024 * 1024)} `, { command: "ADD", containerID: "c2" });
+    expectCniError(r, 6, "Cannot decode network config from stdin: it is larger than 1048576 bytes (network configs are kilobytes)");
+    const huge = await runPlugin(" ".repeat(50 * 1024 * 1024), { command: "ADD", containerID: "c3" });
+    expectCniError(huge, 6);
+  });
+
   test("malformed stdin JSON is code 6", async () => {
     const r = await runPlugin('{"cniVersion": "1.0.0", "name": ', { command: "ADD" });
     expectCniError(r, 6);
