@@ -18,6 +18,8 @@ export interface EtcdStoreConfig {
   readonly keyFile?: string;
   readonly caFile?: string;
   readonly prefix: string;
+  /** Also honour and write kube-ipam v0.2's layout, while v0.2 plugins may still run (store/etcd/legacy_v02.ts). */
+  readonly legacyV02?: boolean;
 }
 
 export type StoreConfig = FileStoreConfig | EtcdStoreConfig;
@@ -68,5 +70,9 @@ export function parseStoreConfig(ipam: Obj): StoreConfig {
   let prefix = str(e, "etcdPrefix") ?? DEFAULT_ETCD_PREFIX;
   if (!prefix.startsWith("/")) prefix = `/${prefix}`;
   prefix = prefix.replace(/\/+$/, "") || DEFAULT_ETCD_PREFIX;
-  return { kind: "etcd", endpoints: parseEndpoints(url), certFile, keyFile, caFile, prefix };
+  const legacyV02 = e.legacyV02;
+  if (legacyV02 !== undefined && typeof legacyV02 !== "boolean") {
+    throw new ConfigError("ipam.etcdConfig.legacyV02", `expected true or false, got ${quote(legacyV02)}`);
+  }
+  return { kind: "etcd", endpoints: parseEndpoints(url), certFile, keyFile, caFile, prefix, ...(legacyV02 && { legacyV02 }) };
 }

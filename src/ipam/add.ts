@@ -154,7 +154,7 @@ async function claimInPool(store: NetworkStore, pool: Pool, req: AddRequest, { f
 export async function add(store: NetworkStore, req: AddRequest): Promise<IpamResult> {
   const { config, owner } = req;
   const reserved = reservedAddresses(req.snapshot.reservations);
-  const pools = poolsOf(config, reserved);
+  const pools = poolsOf(config, reserved, req.snapshot.heldElsewhere);
   const fixed = assignFixed(config, req.pod, req.policy?.fixed ?? []);
   const requested = assignRequested(config.network, config.rangeSets, config.requestedIPs, config.exclude);
   for (const index of requested.keys()) {

@@ -3,7 +3,7 @@
 // by batched counts that cross the rest of a dense run, so the cost of a claim stays a few cheap
 // round trips however full the pool is. Claims are compare-and-put; a lost race moves on.
 import { formatIP, type IP } from "../ip/address.ts";
-import type { IntervalSet } from "../ip/interval_set.ts";
+import { IntervalSet } from "../ip/interval_set.ts";
 import { isInfrastructure, type Range } from "../ip/range.ts";
 import { roundRobinSegments, type Segment } from "../ip/range_iter.ts";
 import { formatRangeSet, type RangeSet, rangeSetFamily, rangeSetKey } from "../ip/range_set.ts";
@@ -50,8 +50,9 @@ export interface Pool {
 }
 
 /** The pools of a network: one per range set, skipping `exclude` and the reservations. */
-export function poolsOf(config: IpamConfig, reserved: ReservedAddresses = NO_RESERVATIONS): Pool[] {
-  const skip = config.exclude.union(reserved.all);
+export function poolsOf(config: IpamConfig, reserved: ReservedAddresses = NO_RESERVATIONS, heldElsewhere: readonly IP[] = []): Pool[] {
+  const elsewhere = new IntervalSet(heldElsewhere.map((ip) => ({ family: ip.family, start: ip.value, end: ip.value })));
+  const skip = config.exclude.union(reserved.all).union(elsewhere);
   return config.rangeSets.map((set, index) => ({ network: config.network, set, index, skip }));
 }
 

@@ -2,7 +2,7 @@
 import { type Allocation, type AllocationKind, type Reservation, StoreError } from "./store.ts";
 import { tryParseInterval } from "../ip/interval_set.ts";
 
-const KINDS: readonly AllocationKind[] = ["dynamic", "requested", "fixed", "sticky"];
+const KINDS: readonly AllocationKind[] = ["dynamic", "requested", "fixed", "sticky", "migrated"];
 
 const FIELDS: readonly (keyof Allocation)[] = ["ip", "network", "containerID", "ifName", "podNamespace", "podName",
   "podUID", "statefulSet", "statefulSetUID", "node", "kind", "rangeSet", "allocatedAt", "parkedAt", "conflicts"];

@@ -4,9 +4,10 @@ import type { IP } from "../ip/address.ts";
 
 /**
  * dynamic: picked from the pool; requested: asked for by the runtime (CNI_ARGS IP, args, runtimeConfig);
- * fixed: from a pod annotation; sticky: kept for a pod name across re-creation.
+ * fixed: from a pod annotation; sticky: kept for a pod name across re-creation; migrated: imported from
+ * kube-ipam v0.2 (`kube-ipam migrate`), with a container ID and nothing else.
  */
-export type AllocationKind = "dynamic" | "requested" | "fixed" | "sticky";
+export type AllocationKind = "dynamic" | "requested" | "fixed" | "sticky" | "migrated";
 
 export interface Owner {
   readonly containerID: string;
@@ -96,6 +97,11 @@ export interface AddSnapshot {
   /** This node's round-robin cursor per range set, in the order of the keys asked for. */
   readonly cursors: readonly (IP | undefined)[];
   readonly reservations: readonly Reservation[];
+  /**
+   * Addresses held outside this store's own layout (kube-ipam v0.2's, in compatibility mode): never
+   * picked dynamically. A claim of one is lost all the same; this only spares the attempts.
+   */
+  readonly heldElsewhere?: readonly IP[];
 }
 
 /** One network's pool. */
@@ -211,6 +217,8 @@ export interface Store {
   elect?(identity: string, opts?: ElectionOptions): Leadership;
   /** Streams every change of a claim in any network until `signal` aborts; absent where it cannot. */
   watchChanges?(signal: AbortSignal, onChange: (c: StoreChange) => void, onReconnect?: (e: unknown) => void): Promise<void>;
+  /** The addresses kube-ipam v0.2's layout holds in network `name`, with container IDs; absent where v0.2 never was (the file store). */
+  legacyV02Holders?(network: string): Promise<{ ip: string; containerID: string }[]>;
   /** Requests of this process retried on another endpoint or later (for the metrics). */
   readonly retries?: number;
   close(): Promise<void>;

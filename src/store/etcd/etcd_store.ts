@@ -3,7 +3,7 @@
 // No lock of any kind: concurrent claimers of one address are ordered by etcd, exactly one wins.
 // docs/etcd.md explains the layout and why each transaction is correct.
 import type { EtcdStoreConfig } from "../../config/store_config.ts";
-import { type IP, ipFromHex, ipToHex, tryParseIP } from "../../ip/address.ts";
+import { formatIP, type IP, ipFromHex, ipToHex, tryParseIP } from "../../ip/address.ts";
 import { decodeRecord, decodeReservation, encodeRecord } from "../record.ts";
 import { type AddSnapshot, type Allocation, type ClaimOptions, type ClaimOutcome, type CountRead, type ElectionOptions, type HeldRead, type HeldWindow,
   type LeaderFence, type Leadership, type NetworkStore, NotLeaderError, type Owner, type Reservation, type Store, type StoreChange,
@@ -11,6 +11,7 @@ import { type AddSnapshot, type Allocation, type ClaimOptions, type ClaimOutcome
 import { createRevision, del, EtcdClient, get, type KeyValue, modRevision, prefixEnd, put, type RangeOptions, type Txn, type TxnOp,
   value } from "./client.ts";
 import { NetworkKeys, networksPrefix, reservationKey } from "./keys.ts";
+import { type HeldLock, LegacyV02Keys, takeLock, usedDelete, usedEntries, usedWrites } from "./legacy_v02.ts";
 import { EtcdLeaderElection } from "./leader.ts";
 
 // The revision at which each record handed out by this store was read: compare-and-swap compares on
@@ -60,6 +61,11 @@ async function commitFenced(txn: Txn, fenced: Fenced | undefined): Promise<boole
   return false;
 }
 
+/** What is known of an address held in kube-ipam v0.2's layout only: its container ID. */
+function v02HolderRecord(network: string, ip: string, containerID: string): Allocation {
+  return { ip, network, containerID, ifName: "", node: "", kind: "migrated", rangeSet: -1, allocatedAt: "" };
+}
+
 function decodeAll(kvs: readonly KeyValue[]): Allocation[] {
   return kvs.map(decodeKv).filter((a): a is Allocation => a !== undefined);
 }
@@ -70,11 +76,14 @@ class EtcdNetworkStore implements NetworkStore {
   readonly #etcd: EtcdClient;
   readonly #keys: NetworkKeys;
   readonly #prefix: string;
+  /** kube-ipam v0.2's layout, honoured and written too (ipam.etcdConfig.legacyV02). */
+  readonly #v02: LegacyV02Keys | undefined;
 
-  constructor(etcd: EtcdClient, prefix: string, readonly network: string) {
+  constructor(etcd: EtcdClient, prefix: string, readonly network: string, legacyV02 = false) {
     this.#etcd = etcd;
     this.#prefix = prefix;
     this.#keys = new NetworkKeys(prefix, network);
+    this.#v02 = legacyV02 ? new LegacyV02Keys(network) : undefined;
   }
 
   /** One transaction of reads: the owner index, the reservations and this node's cursors. */
@@ -85,10 +94,15 @@ class EtcdNetworkStore implements NetworkStore {
         get(this.#keys.ownerPrefix(owner), { prefix: true }),
         get(reservationKey(this.#prefix, ""), { prefix: true }),
         ...cursorKeys.map((k) => get(k)),
+        ...(this.#v02 ? [get(this.#v02.usedPrefix(), { prefix: true, keysOnly: true })] : []),
       )
       .commit();
     const kvs = r.responses.map((x) => (x.kind === "range" ? x.kvs : []));
+    const v02 = this.#v02;
     return {
+      ...(v02 && {
+        heldElsewhere: usedEntries(v02, kvs[2 + cursorKeys.length] ?? []).map((u) => tryParseIP(u.ip)).filter((ip): ip is IP => !!ip),
+      }),
       held: decodeAll(kvs[0] ?? []),
       reservations: (kvs[1] ?? []).map((kv) => decodeReservation(kv.value, `etcd key "${kv.key}"`)),
       cursors: cursorKeys.map((_, i) => {
@@ -127,22 +141,46 @@ class EtcdNetworkStore implements NetworkStore {
   }
 
   async claim(ip: IP, record: Allocation, opts?: ClaimOptions): Promise<ClaimOutcome> {
+    const v02 = this.#v02;
+    if (!v02) return this.#claim(ip, record, opts);
+    // v0.2 plugins claim with a get and a put under their lock: holding it, nothing of theirs interleaves.
+    const lock = await takeLock(this.#etcd, v02);
+    try {
+      return await this.#claim(ip, record, opts, lock);
+    } finally {
+      await lock.release();
+    }
+  }
+
+  async #claim(ip: IP, record: Allocation, opts?: ClaimOptions, v02Lock?: HeldLock): Promise<ClaimOutcome> {
     const key = this.#keys.ip(ip);
     const writes = this.#holderWrites(ip, record);
     if (opts?.cursorKey) writes.push(put(this.#keys.cursor(record.node, opts.cursorKey), ipToHex(ip)));
     const { readOnLoss: window, countOnLoss: counts } = opts ?? {};
-    const r = await this.#etcd.txn()
-      .if(createRevision(key), "==", 0n)
+    const v02 = v02Lock && this.#v02;
+    let txn = this.#etcd.txn().if(createRevision(key), "==", 0n);
+    if (v02) {
+      // Held in v0.2's layout is held; and the claim commits only while the lock is still ours.
+      txn = v02Lock.fence(txn.if(createRevision(v02.used(formatIP(ip))), "==", 0n));
+      writes.push(...usedWrites(v02, formatIP(ip), record.containerID, record.rangeSet));
+    }
+    const r = await txn
       .then(...writes)
-      .else(get(key), ...(window ? [get(...this.#heldRange(window))] : []), ...(counts ? this.#countReads(counts) : []))
+      .else(get(key), ...(window ? [get(...this.#heldRange(window))] : []), ...(counts ? this.#countReads(counts) : []),
+        ...(v02 ? [get(v02.used(formatIP(ip)))] : []))
       .commit();
     if (r.succeeded) return { claimed: true };
     const [held, ...reads] = r.responses;
     const kv = held?.kind === "range" ? held.kvs[0] : undefined;
     const windowRead = window ? reads.shift() : undefined;
+    const v02Read = v02 ? reads.pop() : undefined;
+    const v02Holder = v02Read?.kind === "range" ? v02Read.kvs[0] : undefined;
+    if (v02 && !kv && !v02Holder) {
+      throw new StoreError(`Lost kube-ipam v0.2's lock "${v02.lock()}" while claiming ${formatIP(ip)}: its lease expired or was revoked`, true);
+    }
     return {
       claimed: false,
-      holder: kv ? decodeKv(kv) : undefined,
+      holder: kv ? decodeKv(kv) : v02Holder && v02HolderRecord(this.network, formatIP(ip), v02Holder.value),
       window: window && windowRead?.kind === "range" ? this.#heldWindow(windowRead.kvs, window) : undefined,
       counts: counts ? reads.map((x) => (x.kind === "range" ? x.count : 0)) : undefined,
     };
@@ -183,6 +221,16 @@ class EtcdNetworkStore implements NetworkStore {
     return (await this.#etcd.range(this.#keys.ownerPrefix(owner), { prefix: true })).kvs;
   }
 
+  /** The owner's entries, and those of its container imported from v0.2 (no interface): a DEL releases both. */
+  async #releasableEntries(owner: Owner): Promise<KeyValue[]> {
+    if (owner.ifName === "") return this.#ownerEntries(owner);
+    const r = await this.#etcd.txn().then(
+      get(this.#keys.ownerPrefix(owner), { prefix: true }),
+      get(this.#keys.ownerPrefix({ containerID: owner.containerID, ifName: "" }), { prefix: true }),
+    ).commit();
+    return r.responses.flatMap((x) => (x.kind === "range" ? x.kvs : []));
+  }
+
   async findByOwner(owner: Owner): Promise<Allocation[]> {
     return decodeAll(await this.#ownerEntries(owner));
   }
@@ -197,13 +245,27 @@ class EtcdNetworkStore implements NetworkStore {
     if (!ip) return undefined;
     const claimKey = this.#keys.ip(ip);
     if (record.kind === "sticky") {
-      return { guard: claimKey, ops: [...this.#holderWrites(ip, { ...record, parkedAt: now }), del(entry.key)] };
+      const parked = { ...record, parkedAt: now };
+      return { guard: claimKey, ops: [...this.#holderWrites(ip, parked), del(entry.key), ...this.#v02Ops(record, parked)] };
     }
-    return { guard: claimKey, ops: [del(claimKey), ...this.#indexDeletes(ip, record)] };
+    return { guard: claimKey, ops: [del(claimKey), ...this.#indexDeletes(ip, record), ...this.#v02Ops(record)] };
+  }
+
+  /**
+   * kube-ipam v0.2's view of a release (`next` undefined) or a change of holder: in compatibility mode, and
+   * for records imported from it, `used/IP` follows. A parked address keeps a value no v0.2 DEL matches.
+   */
+  #v02Ops(record: Allocation, next?: Allocation): TxnOp[] {
+    const v02 = this.#v02 ?? (record.kind === "migrated" ? new LegacyV02Keys(this.network) : undefined);
+    if (!v02) return [];
+    if (!next) return [usedDelete(v02, record.ip)];
+    if (!this.#v02) return [];
+    const holder = next.parkedAt ? `kube-ipam-parked:${next.podNamespace}/${next.podName}` : next.containerID;
+    return [put(v02.used(next.ip), holder)];
   }
 
   async releaseByOwner(owner: Owner): Promise<Allocation[]> {
-    const entries = await this.#ownerEntries(owner);
+    const entries = await this.#releasableEntries(owner);
     if (entries.length === 0) return [];
     const now = new Date().toISOString();
     const plans = entries.map((kv) => {
@@ -242,7 +304,7 @@ class EtcdNetworkStore implements NetworkStore {
     const ip = tryParseIP(record.ip);
     if (!ip) return false;
     const key = this.#keys.ip(ip);
-    const txn = ifUnchanged(this.#etcd.txn(), key, record).then(del(key), ...this.#indexDeletes(ip, record));
+    const txn = ifUnchanged(this.#etcd.txn(), key, record).then(del(key), ...this.#indexDeletes(ip, record), ...this.#v02Ops(record));
     return commitFenced(txn, fence);
   }
 
@@ -256,7 +318,7 @@ class EtcdNetworkStore implements NetworkStore {
     const writes = this.#holderWrites(ip, next);
     const rewritten = new Set(writes.map((op) => JSON.stringify(op.request.key)));
     const stale = this.#indexDeletes(ip, expected).filter((op) => !rewritten.has(JSON.stringify(op.request.key)));
-    return commitFenced(ifUnchanged(this.#etcd.txn(), key, expected).then(...stale, ...writes), fence);
+    return commitFenced(ifUnchanged(this.#etcd.txn(), key, expected).then(...stale, ...writes, ...this.#v02Ops(expected, next)), fence);
   }
 
   async findSticky(podNamespace: string, podName: string): Promise<Allocation[]> {
@@ -295,7 +357,7 @@ export class EtcdStore implements Store {
   readonly location: string;
   readonly #etcd: EtcdClient;
 
-  private constructor(etcd: EtcdClient, readonly prefix: string) {
+  private constructor(etcd: EtcdClient, readonly prefix: string, readonly legacyV02 = false) {
     this.#etcd = etcd;
     this.location = `etcd ${etcd.endpoints.join(",")} (prefix "${prefix}")`;
   }
@@ -307,7 +369,7 @@ export class EtcdStore implements Store {
       keyFile: config.keyFile,
       caFile: config.caFile,
     });
-    return new EtcdStore(etcd, config.prefix);
+    return new EtcdStore(etcd, config.prefix, config.legacyV02 === true);
   }
 
   get retries(): number {
@@ -338,8 +400,13 @@ export class EtcdStore implements Store {
     });
   }
 
+  async legacyV02Holders(network: string): Promise<{ ip: string; containerID: string }[]> {
+    const keys = new LegacyV02Keys(network);
+    return usedEntries(keys, (await this.#etcd.range(keys.usedPrefix(), { prefix: true })).kvs);
+  }
+
   network(name: string): NetworkStore {
-    return new EtcdNetworkStore(this.#etcd, this.prefix, name);
+    return new EtcdNetworkStore(this.#etcd, this.prefix, name, this.legacyV02);
   }
 
   async networks(): Promise<string[]> {
