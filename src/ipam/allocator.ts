@@ -2,11 +2,11 @@
 // window in one store call (one etcd range read) and walks the gaps; a window found full is followed
 // by batched counts that cross the rest of a dense run, so the cost of a claim stays a few cheap
 // round trips however full the pool is. Claims are compare-and-put; a lost race moves on.
-import { formatIP, type IP } from "../ip/address.ts";
+import { formatIP, type IP, tryParseIP } from "../ip/address.ts";
 import { IntervalSet } from "../ip/interval_set.ts";
 import { isInfrastructure, type Range } from "../ip/range.ts";
 import { roundRobinSegments, type Segment } from "../ip/range_iter.ts";
-import { formatRangeSet, type RangeSet, rangeSetFamily, rangeSetKey } from "../ip/range_set.ts";
+import { formatRangeSet, rangeHolding, type RangeSet, rangeSetFamily, rangeSetKey } from "../ip/range_set.ts";
 import { type Allocation, type CountRead, type HeldRead, type HeldWindow, type NetworkStore, sameOwner } from "../store/store.ts";
 import type { IpamConfig } from "../config/ipam_config.ts";
 import { PoolExhaustedError } from "./errors.ts";
@@ -156,12 +156,26 @@ export async function allocateDynamic(
   let conflicts = 0;
 
   /** `won` when `ip` is now the owner's, else what the store said of the holder. */
+  const rangeOf = (a: Allocation) => {
+    const at = tryParseIP(a.ip);
+    return at && rangeHolding(pool.set, at);
+  };
+
   async function claim(ip: IP, range: Range, readOnLoss?: HeldRead, countOnLoss?: CountRead) {
     const allocation: Allocation = { ...record, ip: formatIP(ip), ...(conflicts ? { conflicts } : {}) };
     const outcome = await store.claim(ip, allocation, { cursorKey, readOnLoss, countOnLoss });
     if (outcome.claimed) failpoint("claim.committed");
+    if (outcome.claimed) {
+      // Another attempt of this very ADD (a runtime's retry overlapping a slow first one) claimed in this
+      // pool first: the older claim is the owner's, this one is undone, and both attempts answer the same.
+      const older = outcome.earlier?.find((a) => a.rangeSet === record.rangeSet && a.network === record.network);
+      if (older) {
+        await store.releaseIfUnchanged(allocation);
+        return { won: { allocation: older, range: rangeOf(older) ?? range } };
+      }
+      return { won: { allocation, range } };
+    }
     // A retried write may find its own earlier claim: that is ours, not a conflict.
-    if (outcome.claimed) return { won: { allocation, range } };
     if (outcome.holder && sameOwner(outcome.holder, record)) return { won: { allocation: outcome.holder, range } };
     return { lost: outcome };
   }

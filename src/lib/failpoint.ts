@@ -6,6 +6,7 @@
 // binary ignores it and does not even contain its name).
 //
 //   KUBE_IPAM_FAILPOINTS=claim.committed,release.committed   (comma-separated names of points to crash at)
+//   KUBE_IPAM_FAILPOINTS=add.prepared=sleep:500                (or to stall at, in milliseconds: a slow request)
 declare const KUBE_IPAM_FAILPOINTS: boolean | undefined;
 
 /** The points, each where it is placed and what a crash there leaves behind. */
@@ -17,11 +18,16 @@ export type FailpointName =
   | "release.committed" // DEL: released in the store, not yet answered
   | "gc.released" // gc: one leak released or parked, the rest of the run not done
   | "agent.accepted" // agent: said "accepted", before running the request
-  | "plugin.forwarded"; // plugin: sent the request to the agent, before its answer
+  | "plugin.forwarded" // plugin: sent the request to the agent, before its answer
+  | "add.prepared"; // ADD: the owner's claims read, nothing claimed yet
 
 export const failpoint: (name: FailpointName) => void =
   typeof KUBE_IPAM_FAILPOINTS === "boolean" && KUBE_IPAM_FAILPOINTS
     ? (name) => {
-      if ((process.env.KUBE_IPAM_FAILPOINTS ?? "").split(",").includes(name)) process.kill(process.pid, "SIGKILL");
+      for (const spec of (process.env.KUBE_IPAM_FAILPOINTS ?? "").split(",")) {
+        if (spec === name) process.kill(process.pid, "SIGKILL");
+        const stall = spec.startsWith(`${name}=sleep:`) ? Number(spec.slice(name.length + 7)) : NaN;
+        if (stall > 0) Bun.sleepSync(stall);
+      }
     }
     : () => {};

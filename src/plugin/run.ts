@@ -21,6 +21,7 @@ import { rangeSetKey } from "../ip/range_set.ts";
 import { Logger } from "../log/logger.ts";
 import { CniError, ErrorCode, errorToJSON } from "../cni/errors.ts";
 import { withDeadline } from "../lib/deadline.ts";
+import { failpoint } from "../lib/failpoint.ts";
 import { kubeConfigPath } from "./kube_path.ts";
 import { oneShot, type Resources } from "./resources.ts";
 
@@ -84,6 +85,7 @@ async function execute(env: CniEnv, config: IpamConfig, log: Logger, args: CniAr
           kubernetesView(resources, kubePath, ref, env.ifName, config.nodeName),
           net.prepareAdd(owner, config.nodeName, config.rangeSets.map(rangeSetKey)),
         ]);
+        failpoint("add.prepared");
         const result = await add(net, {
           config,
           owner,

@@ -50,7 +50,11 @@ export interface Reservation {
 }
 
 export type ClaimOutcome =
-  | { readonly claimed: true }
+  /**
+   * `earlier`: other addresses the same owner had claimed before this claim committed, oldest first (an
+   * overlapping attempt of the same ADD, a runtime's retry), where the store can tell in the same request.
+   */
+  | { readonly claimed: true; readonly earlier?: readonly Allocation[] }
   /**
    * Someone holds it; `holder` is their record when it could be read, `window` and `counts` the
    * answers to ClaimOptions.readOnLoss and countOnLoss when they were asked for.

@@ -1,25 +1,15 @@
 // The agent is an accelerator, never a dependency: killed at any instant, frozen, silent, or of another
 // build, the plugin still answers every request, and no address is ever held twice.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { ACCEPT_BUDGET_MS } from "../../src/agent/forward.ts";
 import { type Agent, metricValue, startAgent } from "../support/agent.ts";
-import { type EtcdServer, startEtcd } from "../support/etcd.ts";
 import { eventually } from "../support/eventually.ts";
-import { etcdNetConf, fileNetConf, listAllocations, runPlugin, tempDir } from "../support/plugin.ts";
+import { etcdNetConf, fileNetConf, listAllocations, runPlugin } from "../support/plugin.ts";
+import { useCluster } from "../support/fixtures.ts";
 
-let etcd: EtcdServer;
-let dir: ReturnType<typeof tempDir>;
-
-beforeAll(async () => {
-  dir = tempDir();
-  etcd = await startEtcd();
-});
-afterAll(async () => {
-  await etcd.stop();
-  dir.cleanup();
-});
+const env = useCluster();
 
 const addressOf = (r: { json: any }): string => r.json.ips[0].address.split("/")[0];
 
@@ -42,13 +32,13 @@ async function addWithRetries(conf: unknown, id: string, attempts = 5) {
 }
 
 const stores = [
-  ["etcd", (socket: string, d: string) => etcdNetConf(etcd.endpoint, d, { agentSocket: socket, subnet: "10.44.0.0/24", rangeStart: "10.44.0.10", rangeEnd: "10.44.0.69" })],
+  ["etcd", (socket: string, d: string) => etcdNetConf(env.etcd.endpoint, d, { agentSocket: socket, subnet: "10.44.0.0/24", rangeStart: "10.44.0.10", rangeEnd: "10.44.0.69" })],
   ["the embedded store", (socket: string, d: string) => fileNetConf(d, { agentSocket: socket, subnet: "10.44.0.0/24", rangeStart: "10.44.0.10", rangeEnd: "10.44.0.69" })],
 ] as const;
 
 describe.each(stores)("agent SIGKILLed at random instants, %s", (_name, makeConf) => {
   test("60 concurrent ADDs on a pool of exactly 60: all succeed (with retries), none twice; DEL of all frees all", async () => {
-    const d = join(dir.path, `kill-${_name.length}`);
+    const d = join(env.dir.path, `kill-${_name.length}`);
     let agent: Agent = await startAgent(d);
     const conf = makeConf(agent.socket, d);
     const ids = Array.from({ length: 60 }, (_, i) => `pod-${i}`);
@@ -91,15 +81,15 @@ describe.each(stores)("agent SIGKILLed at random instants, %s", (_name, makeConf
 
 describe("an agent that cannot serve", () => {
   test("a plugin of another build runs the request itself; the agent counts the refusal", async () => {
-    const other = join(dir.path, "kube-ipam-other");
+    const other = join(env.dir.path, "kube-ipam-other");
     const build = Bun.spawnSync(["bash", resolve(import.meta.dir, "../../scripts/build.sh")], {
       env: { ...process.env, KUBE_IPAM_BUILD: "0.0.1+another", OUT: other },
       stdout: "pipe",
       stderr: "pipe",
     });
     expect(build.exitCode).toBe(0);
-    const agent = await startAgent(join(dir.path, "skew"));
-    const conf = etcdNetConf(etcd.endpoint, dir.path, { agentSocket: agent.socket, subnet: "10.45.0.0/24" });
+    const agent = await startAgent(join(env.dir.path, "skew"));
+    const conf = etcdNetConf(env.etcd.endpoint, env.dir.path, { agentSocket: agent.socket, subnet: "10.45.0.0/24" });
     const r = await runPlugin(conf, { command: "ADD", containerID: "skewed" }, other);
     expect(r.exitCode).toBe(0);
     expect(await agent.served("ADD")).toBe(0);
@@ -115,10 +105,10 @@ describe("an agent that cannot serve", () => {
   }, 60_000);
 
   test("a socket that accepts and never answers costs the forwarding budget, then the plugin runs itself", async () => {
-    const socket = join(dir.path, "silent.sock");
+    const socket = join(env.dir.path, "silent.sock");
     const silent = Bun.listen({ unix: socket, socket: { data() {} } });
     try {
-      const conf = etcdNetConf(etcd.endpoint, dir.path, { agentSocket: socket, subnet: "10.46.0.0/24" });
+      const conf = etcdNetConf(env.etcd.endpoint, env.dir.path, { agentSocket: socket, subnet: "10.46.0.0/24" });
       const started = performance.now();
       const r = await runPlugin(conf, { command: "ADD", containerID: "silent" });
       const ms = performance.now() - started;
@@ -133,8 +123,8 @@ describe("an agent that cannot serve", () => {
   }, 30_000);
 
   test("a frozen agent (SIGSTOP): the plugin runs itself; resumed, the agent drops the stale request", async () => {
-    const agent = await startAgent(join(dir.path, "frozen"));
-    const conf = etcdNetConf(etcd.endpoint, dir.path, { agentSocket: agent.socket, subnet: "10.47.0.0/24" });
+    const agent = await startAgent(join(env.dir.path, "frozen"));
+    const conf = etcdNetConf(env.etcd.endpoint, env.dir.path, { agentSocket: agent.socket, subnet: "10.47.0.0/24" });
     agent.proc.kill("SIGSTOP");
     let r;
     try {
@@ -147,7 +137,7 @@ describe("an agent that cannot serve", () => {
     // The agent read the ADD only after the plugin had moved on: it must not run it now.
     await eventually("stale requests dropped", async () => metricValue(await agent.metrics(), "kube_ipam_agent_refused_total", { reason: "late" }), (n) => n === 1);
     expect(await agent.served("ADD")).toBe(0);
-    expect(await listAllocations(conf, dir.path)).toEqual([]);
+    expect(await listAllocations(conf, env.dir.path)).toEqual([]);
     await agent.stop();
   }, 30_000);
 });

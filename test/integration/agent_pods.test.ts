@@ -4,54 +4,43 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { type Agent, metricValue, startAgent } from "../support/agent.ts";
-import { makeTestPki } from "../support/certs.ts";
-import { type EtcdServer, startEtcd } from "../support/etcd.ts";
 import { eventually } from "../support/eventually.ts";
-import { type KubeApi, makePod, startKubeApi } from "../support/k8s_api.ts";
-import { etcdNetConf, runPlugin, tempDir } from "../support/plugin.ts";
+import { useCluster } from "../support/fixtures.ts";
+import { makePod } from "../support/k8s_api.ts";
+import { etcdNetConf, runPlugin } from "../support/plugin.ts";
 
-let etcd: EtcdServer;
-let api: KubeApi;
+const env = useCluster({ kubeApi: true });
 let agent: Agent;
-let kubeconfig: string;
-let dir: ReturnType<typeof tempDir>;
 
 beforeAll(async () => {
-  dir = tempDir();
-  etcd = await startEtcd();
-  api = startKubeApi(makeTestPki());
-  kubeconfig = api.writeKubeconfig(join(dir.path, "kube"), "token");
-  agent = await startAgent(join(dir.path, "agent"));
+  agent = await startAgent(join(env.dir.path, "agent"));
 });
 afterAll(async () => {
   await agent.stop();
-  api.stop();
-  await etcd.stop();
-  dir.cleanup();
 });
 
-const conf = () => etcdNetConf(etcd.endpoint, dir.path, {
-  subnet: "10.48.0.0/24", kubeConfig: kubeconfig, nodeName: "node-a", agentSocket: agent.socket,
+const conf = () => etcdNetConf(env.etcd.endpoint, env.dir.path, {
+  subnet: "10.48.0.0/24", kubeConfig: env.kubeconfig, nodeName: "node-a", agentSocket: agent.socket,
 }, "podnet");
 
 const addressOf = (r: { json: any }): string => r.json.ips[0].address.split("/")[0];
 const podArgs = (name: string, uid?: string) => `K8S_POD_NAMESPACE=default;K8S_POD_NAME=${name}${uid ? `;K8S_POD_UID=${uid}` : ""}`;
 const lookups = async (result: "hit" | "miss") => metricValue(await agent.metrics(), "kube_ipam_pod_cache_lookups_total", { result });
-const getsOf = (name: string) => api.requests.filter((r) => r.startsWith(`GET /api/v1/namespaces/default/pods/${name}`)).length;
+const getsOf = (name: string) => env.api.requests.filter((r) => r.startsWith(`GET /api/v1/namespaces/default/pods/${name}`)).length;
 
 describe("the agent's pod cache", () => {
   test("an annotation changed through the API is seen by a later ADD, read from the cache without a GET", async () => {
     const c = conf();
-    const pod = api.setPod(makePod({ name: "db-0", nodeName: "node-a", annotations: { "kube-ipam.ip": "10.48.0.50" } }));
+    const pod = env.api.setPod(makePod({ name: "db-0", nodeName: "node-a", annotations: { "kube-ipam.ip": "10.48.0.50" } }));
     const first = await runPlugin(c, { command: "ADD", containerID: "db-0-a", args: podArgs("db-0", pod.metadata.uid) });
     expect(addressOf(first)).toBe("10.48.0.50");
     expect(await agent.served("ADD")).toBe(1);
     // The first ADD on this node starts the cache: a list and a watch of node-a's pods only.
-    await eventually("the cache's watch", () => api.openWatches, (n) => n === 1);
-    expect(api.watchRequests.every((r) => r.includes("fieldSelector=spec.nodeName%3Dnode-a"))).toBe(true);
+    await eventually("the cache's watch", () => env.api.openWatches, (n) => n === 1);
+    expect(env.api.watchRequests.every((r) => r.includes("fieldSelector=spec.nodeName%3Dnode-a"))).toBe(true);
     expect((await runPlugin(c, { command: "DEL", containerID: "db-0-a" })).exitCode).toBe(0);
 
-    api.setPod({ ...pod, metadata: { ...pod.metadata, annotations: { "kube-ipam.ip": "10.48.0.60" } } });
+    env.api.setPod({ ...pod, metadata: { ...pod.metadata, annotations: { "kube-ipam.ip": "10.48.0.60" } } });
     const getsBefore = getsOf("db-0");
     const hitsBefore = await lookups("hit");
     // Until the watch delivers the change an ADD may still see the old annotation; each try is undone.
@@ -68,7 +57,7 @@ describe("the agent's pod cache", () => {
 
   test("without K8S_POD_UID the pod is fetched: by name alone the cache could answer with a replaced pod", async () => {
     const c = conf();
-    const pod = api.setPod(makePod({ name: "db-1", nodeName: "node-a", annotations: { "kube-ipam.ip": "10.48.0.80" } }));
+    const pod = env.api.setPod(makePod({ name: "db-1", nodeName: "node-a", annotations: { "kube-ipam.ip": "10.48.0.80" } }));
     await runPlugin(c, { command: "ADD", containerID: "warm-up", args: podArgs("db-0") }); // the cache runs
     await runPlugin(c, { command: "DEL", containerID: "warm-up" });
     // The cache holds db-1 once a UID-named ADD of it is a hit.
@@ -91,7 +80,7 @@ describe("the agent's pod cache", () => {
   test("a pod the cache has not seen is fetched with one GET", async () => {
     const c = conf();
     // On another node: never in node-a's cache, whatever the watch has delivered.
-    const web = api.setPod(makePod({ name: "web-1", nodeName: "node-b", annotations: { "kube-ipam.ip": "10.48.0.70" } }));
+    const web = env.api.setPod(makePod({ name: "web-1", nodeName: "node-b", annotations: { "kube-ipam.ip": "10.48.0.70" } }));
     const missesBefore = await lookups("miss");
     const r = await runPlugin(c, { command: "ADD", containerID: "web-1-a", args: podArgs("web-1", web.metadata.uid) });
     expect(addressOf(r)).toBe("10.48.0.70");

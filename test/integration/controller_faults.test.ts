@@ -2,44 +2,29 @@
 // (one member, or three), the Kubernetes API stand-in. What it releases is seen through `kube-ipam ls`
 // and /metrics; waits are polls with a deadline, and "the controller is in the middle of a run" is made
 // exact by holding the API's answer to its pod list.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { makeTestPki } from "../support/certs.ts";
 import { type Controller, leaderKey, revokeLease, startController } from "../support/controller.ts";
-import { type EtcdServer, startEtcd, startEtcdCluster } from "../support/etcd.ts";
+import { startEtcdCluster } from "../support/etcd.ts";
 import { eventually } from "../support/eventually.ts";
-import { type KubeApi, makePod, startKubeApi } from "../support/k8s_api.ts";
-import { etcdNetConf, mapLimit, runCli, runPlugin, tempDir } from "../support/plugin.ts";
+import { makePod } from "../support/k8s_api.ts";
+import { etcdNetConf, mapLimit, runCli, runPlugin } from "../support/plugin.ts";
+import { useCluster } from "../support/fixtures.ts";
 
-let etcd: EtcdServer;
-let api: KubeApi;
-let kubeconfig: string;
-let dir: ReturnType<typeof tempDir>;
+const env = useCluster({ kubeApi: true });
 const running: Controller[] = [];
 
-beforeAll(async () => {
-  dir = tempDir();
-  etcd = await startEtcd();
-  api = startKubeApi(makeTestPki());
-  kubeconfig = api.writeKubeconfig(join(dir.path, "kube"), "token");
-});
-afterAll(async () => {
-  api.stop();
-  await etcd.stop();
-  dir.cleanup();
-});
-
 /** A network of its own (own etcd prefix) and its config file. */
-function netConf(endpoints = etcd.endpoint) {
-  const conf = etcdNetConf(endpoints, dir.path, { subnet: "10.72.0.0/24", kubeConfig: kubeconfig });
-  const path = join(dir.path, `${conf.name}.conf`);
+function netConf(endpoints = env.etcd.endpoint) {
+  const conf = etcdNetConf(endpoints, env.dir.path, { subnet: "10.72.0.0/24", kubeConfig: env.kubeconfig });
+  const path = join(env.dir.path, `${conf.name}.conf`);
   writeFileSync(path, JSON.stringify(conf));
   return { conf, path, prefix: conf.ipam.etcdConfig.etcdPrefix };
 }
 
 function controller(name: string, path: string, ...flags: string[]): Controller {
-  const c = startController(name, path, ["--kubeconfig", kubeconfig, ...flags]);
+  const c = startController(name, path, ["--kubeconfig", env.kubeconfig, ...flags]);
   running.push(c);
   return c;
 }
@@ -53,7 +38,7 @@ async function stopAll(): Promise<void> {
 
 /** Pods named `names`, each with an address; returns container ID -> address. */
 async function podsWithAddresses(conf: unknown, names: readonly string[]): Promise<Map<string, string>> {
-  for (const name of names) api.setPod(makePod({ name }));
+  for (const name of names) env.api.setPod(makePod({ name }));
   const ips = await mapLimit(names, 6, async (name) => {
     const r = await runPlugin(conf, { command: "ADD", containerID: `c-${name}`, args: `K8S_POD_NAMESPACE=default;K8S_POD_NAME=${name}` });
     if (r.exitCode !== 0) throw new Error(`ADD ${name} failed: ${r.stdout}`);
@@ -80,15 +65,15 @@ const isPodList = (r: string) => r.startsWith("GET /api/v1/pods?") && !r.include
 /**
  * Holds the API's answers from the `n`-th pod list that arrives from now on: resolves when it has arrived,
  * that is when the controller has finished `n - 1` whole runs since and is waiting in the next one.
- * `api.delay(0)` lets it go on. The caller must change the world before its next `await`.
+ * `env.api.delay(0)` lets it go on. The caller must change the world before its next `await`.
  */
 function holdPodList(n: number): Promise<void> {
   let seen = 0;
   return new Promise((resolve) => {
-    api.onRequest = (request) => {
+    env.api.onRequest = (request) => {
       if (!isPodList(request) || ++seen < n) return;
-      api.onRequest = undefined;
-      api.delay(60_000); // applies to this very request: the stand-in waits after calling onRequest
+      env.api.onRequest = undefined;
+      env.api.delay(60_000); // applies to this very request: the stand-in waits after calling onRequest
       resolve();
     };
   });
@@ -111,7 +96,7 @@ describe("kube-ipam controller under faults", () => {
       await leading(c);
       const before = await podsWithAddresses(conf, ["two-live", "two-leak"]);
       const second = holdPodList(2);
-      api.deletePod("default", "two-leak");
+      env.api.deletePod("default", "two-leak");
       await second;
       try {
         // The first run since the pod went has judged it a leak; the second is waiting for its pod list.
@@ -119,14 +104,14 @@ describe("kube-ipam controller under faults", () => {
         expect(await c.metric(`kube_ipam_gc_releases_total{network="${conf.name}"}`)).toBeUndefined();
         expect(await c.metric(`kube_ipam_gc_runs_total{outcome="success"}`)).toBeGreaterThanOrEqual(1);
       } finally {
-        api.delay(0);
+        env.api.delay(0);
       }
       const after = await eventually("the leak released", () => held(path), (m) => m.size === 1);
       expect(sorted(after)).toEqual([["c-two-live", before.get("c-two-live")!]]);
       expect(await c.metric(`kube_ipam_gc_releases_total{network="${conf.name}"}`)).toBe(1);
       expect(c.log()).toMatch(new RegExp(`"msg":"gc released",.*"ip":"${before.get("c-two-leak")!.replaceAll(".", "\\.")}"`));
     } finally {
-      api.delay(0);
+      env.api.delay(0);
       await stopAll();
     }
   }, 60_000);
@@ -142,14 +127,14 @@ describe("kube-ipam controller under faults", () => {
       await eventually("b answering", () => b.metric("kube_ipam_leader"), (v) => v === 0);
       const before = await podsWithAddresses(conf, ["rv-live", "rv-leak-1", "rv-leak-2", "rv-leak-3"]);
       const second = holdPodList(2);
-      for (const p of ["rv-leak-1", "rv-leak-2", "rv-leak-3"]) api.deletePod("default", p);
+      for (const p of ["rv-leak-1", "rv-leak-2", "rv-leak-3"]) env.api.deletePod("default", p);
       await second;
       const finished = await runs(a);
       // A has seen the leaks once and waits for its second run's pod list: take its lease away now.
-      const key = await leaderKey(etcd.endpoint, prefix);
+      const key = await leaderKey(env.etcd.endpoint, prefix);
       expect(key?.identity).toBe(`a/${a.proc.pid}`);
-      await revokeLease(etcd.endpoint, key!.lease);
-      api.delay(0);
+      await revokeLease(env.etcd.endpoint, key!.lease);
+      env.api.delay(0);
 
       await eventually("A's run ending", () => runs(a), (v) => v > finished);
       expect(sorted(await held(path))).toEqual(sorted(before));
@@ -159,14 +144,14 @@ describe("kube-ipam controller under faults", () => {
       expect(await a.metric(`kube_ipam_gc_releases_total{network="${conf.name}"}`)).toBeUndefined();
 
       await leading(b);
-      expect((await leaderKey(etcd.endpoint, prefix))?.identity).toBe(`b/${b.proc.pid}`);
+      expect((await leaderKey(env.etcd.endpoint, prefix))?.identity).toBe(`b/${b.proc.pid}`);
       await eventually("A following", () => a.metric("kube_ipam_leader"), (v) => v === 0);
       // B runs (and judges) with the lists A would have used; still nothing is released.
       const bRuns = await runs(b);
       await eventually("B's two runs", () => runs(b), (v) => v >= bRuns + 2);
       expect(sorted(await held(path))).toEqual(sorted(before));
     } finally {
-      api.delay(0);
+      env.api.delay(0);
       await stopAll();
     }
   }, 60_000);
@@ -180,32 +165,32 @@ describe("kube-ipam controller under faults", () => {
       const errors = async () => (await c.metric(`kube_ipam_gc_runs_total{outcome="error"}`)) ?? 0;
 
       // Every answer fails after one more normal one: each run gets at most one of its two lists.
-      api.failWith(500, { after: 1 });
-      api.deletePod("default", "api-leak");
+      env.api.failWith(500, { after: 1 });
+      env.api.deletePod("default", "api-leak");
       try {
         await eventually("three failed runs", errors, (v) => v >= 3);
         expect(sorted(await held(path))).toEqual(sorted(before));
         expect(c.log()).toContain("injected failure 500");
       } finally {
-        api.failWith(undefined);
+        env.api.failWith(undefined);
       }
 
       // An API that answers after the client's 10 s limit.
       const failed = await errors();
-      api.delay(12_000);
+      env.api.delay(12_000);
       try {
         await eventually("a run timing out", errors, (v) => v > failed, { withinMs: 25_000 });
         expect(sorted(await held(path))).toEqual(sorted(before));
       } finally {
-        api.delay(0);
+        env.api.delay(0);
       }
       expect(await c.metric(`kube_ipam_gc_releases_total{network="${conf.name}"}`)).toBeUndefined();
 
       const after = await eventually("the leak released once the API answers", () => held(path), (m) => m.size === 1);
       expect(sorted(after)).toEqual([["c-api-live", before.get("c-api-live")!]]);
     } finally {
-      api.failWith(undefined);
-      api.delay(0);
+      env.api.failWith(undefined);
+      env.api.delay(0);
       await stopAll();
     }
   }, 90_000);
@@ -221,7 +206,7 @@ describe("kube-ipam controller under faults", () => {
         await podsWithAddresses(conf, [`el-leak-${round}`]);
         const etcdLeader = await cluster.leader();
         await etcdLeader.kill();
-        api.deletePod("default", `el-leak-${round}`); // leaked after the change: gc must work on the new etcd leader
+        env.api.deletePod("default", `el-leak-${round}`); // leaked after the change: gc must work on the new etcd leader
         await eventually("the leak released", () => held(path), (m) => !m.has(`c-el-leak-${round}`), { withinMs: 30_000 });
         expect(sorted(await held(path))).toEqual(sorted(live));
         await leading(c, 20_000);
@@ -245,7 +230,7 @@ describe("kube-ipam controller under faults", () => {
       await leading(a);
       const names = Array.from({ length: 12 }, (_, i) => `guard-${i}`);
       const before = await podsWithAddresses(conf, names);
-      for (const p of names.slice(1)) api.deletePod("default", p); // all at once: no run sees half of it
+      for (const p of names.slice(1)) env.api.deletePod("default", p); // all at once: no run sees half of it
       await eventually("three refused runs", () => a.metric(`kube_ipam_gc_runs_total{outcome="refused"}`), (v) => (v ?? 0) >= 3);
       expect(sorted(await held(path))).toEqual(sorted(before));
       expect(await a.metric(`kube_ipam_gc_releases_total{network="${conf.name}"}`)).toBeUndefined();

@@ -1,21 +1,11 @@
 // A full etcd: a small --quota-backend-bytes, filled until etcd raises its NOSPACE alarm. etcd then refuses
 // every write that adds data and still allows deletes: ADD fails naming the alarm, STATUS answers code 50
 // naming it, and DEL still releases, because a release is deletes only.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { type EtcdServer, startEtcd } from "../support/etcd.ts";
-import { etcdNetConf, listAllocations, runPlugin, tempDir } from "../support/plugin.ts";
+import { describe, expect, test } from "bun:test";
+import { useCluster } from "../support/fixtures.ts";
+import { etcdNetConf, listAllocations, runPlugin } from "../support/plugin.ts";
 
-let etcd: EtcdServer;
-let dir: ReturnType<typeof tempDir>;
-
-beforeAll(async () => {
-  dir = tempDir();
-  etcd = await startEtcd({ args: ["--quota-backend-bytes", String(2 * 1024 * 1024)] });
-});
-afterAll(async () => {
-  await etcd.stop();
-  dir.cleanup();
-});
+const env = useCluster({ etcdArgs: ["--quota-backend-bytes", String(2 * 1024 * 1024)] });
 
 const b64 = (s: string) => Buffer.from(s).toString("base64");
 
@@ -23,16 +13,16 @@ const b64 = (s: string) => Buffer.from(s).toString("base64");
 async function fill(): Promise<string> {
   const value = Buffer.alloc(100_000, "x").toString("base64");
   for (let i = 0; i < 200; i++) {
-    const r = await fetch(`${etcd.endpoint}/v3/kv/put`, { method: "POST", body: JSON.stringify({ key: b64(`/filler/${i}`), value }) });
+    const r = await fetch(`${env.etcd.endpoint}/v3/kv/put`, { method: "POST", body: JSON.stringify({ key: b64(`/filler/${i}`), value }) });
     if (r.status !== 200) break;
   }
-  const alarms = await fetch(`${etcd.endpoint}/v3/maintenance/alarm`, { method: "POST", body: JSON.stringify({ action: "GET" }) });
+  const alarms = await fetch(`${env.etcd.endpoint}/v3/maintenance/alarm`, { method: "POST", body: JSON.stringify({ action: "GET" }) });
   return alarms.text();
 }
 
 describe("etcd out of space (NOSPACE alarm)", () => {
   test("ADD fails naming the alarm, STATUS is code 50 naming it, DEL still releases", async () => {
-    const conf = { ...etcdNetConf(etcd.endpoint, dir.path, { agentSocket: "", subnet: "10.52.0.0/24" }), cniVersion: "1.1.0" };
+    const conf = { ...etcdNetConf(env.etcd.endpoint, env.dir.path, { agentSocket: "", subnet: "10.52.0.0/24" }), cniVersion: "1.1.0" };
     for (const id of ["a", "b"]) expect((await runPlugin(conf, { command: "ADD", containerID: id })).exitCode).toBe(0);
     expect(await fill()).toContain("NOSPACE");
 
@@ -40,14 +30,14 @@ describe("etcd out of space (NOSPACE alarm)", () => {
     expect(add.exitCode).toBe(1);
     expect(add.json.code).toBe(11);
     expect(add.json.msg).toContain("NOSPACE");
-    expect(add.json.msg).toContain(etcd.endpoint);
+    expect(add.json.msg).toContain(env.etcd.endpoint);
 
     const status = await runPlugin(conf, { command: "STATUS" });
     expect(status.json.code).toBe(50);
     expect(status.json.msg).toContain("NOSPACE");
 
     expect((await runPlugin(conf, { command: "DEL", containerID: "a" })).exitCode).toBe(0);
-    expect((await listAllocations(conf, dir.path)).map((a: any) => a.containerID)).toEqual(["b"]);
+    expect((await listAllocations(conf, env.dir.path)).map((a: any) => a.containerID)).toEqual(["b"]);
     // A retried ADD of a container that holds its address needs no write either.
     const again = await runPlugin(conf, { command: "ADD", containerID: "b" });
     expect(again.exitCode).toBe(0);

@@ -1,36 +1,23 @@
 // Crash points: a test build of the binary (FAILPOINTS=1) SIGKILLs itself at a named point (src/lib/failpoint.ts),
 // the way a node losing power or the OOM killer would. After each crash: a retried ADD returns the same
 // address, DEL releases it, and no address is ever held twice. The release build ignores the failpoints.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { beforeAll, describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync, utimesSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { startAgent } from "../support/agent.ts";
-import { makeTestPki } from "../support/certs.ts";
-import { type EtcdServer, startEtcd } from "../support/etcd.ts";
-import { type KubeApi, makePod, makeStatefulSet, startKubeApi } from "../support/k8s_api.ts";
-import { BINARY, etcdNetConf, fileNetConf, listAllocations, runPlugin, tempDir } from "../support/plugin.ts";
+import { useCluster } from "../support/fixtures.ts";
+import { makePod, makeStatefulSet } from "../support/k8s_api.ts";
+import { BINARY, etcdNetConf, fileNetConf, listAllocations, runPlugin } from "../support/plugin.ts";
 
-let etcd: EtcdServer;
-let api: KubeApi;
-let dir: ReturnType<typeof tempDir>;
+const env = useCluster({ kubeApi: true });
 let testBuild: string;
-let kubeconfig: string;
 
-beforeAll(async () => {
-  dir = tempDir();
-  testBuild = join(dir.path, "kube-ipam-failpoints");
+beforeAll(() => {
+  testBuild = join(env.dir.path, "kube-ipam-failpoints");
   const build = Bun.spawnSync(["bash", resolve(import.meta.dir, "../../scripts/build.sh")], {
     env: { ...process.env, FAILPOINTS: "1", OUT: testBuild }, stdout: "pipe", stderr: "pipe",
   });
   if (build.exitCode !== 0) throw new Error(`test build failed: ${build.stderr}`);
-  etcd = await startEtcd();
-  api = startKubeApi(makeTestPki());
-  kubeconfig = api.writeKubeconfig(join(dir.path, "kube"), "token");
-});
-afterAll(async () => {
-  api.stop();
-  await etcd.stop();
-  dir.cleanup();
 });
 
 const crashAt = (point: string) => ({ KUBE_IPAM_FAILPOINTS: point });
@@ -41,13 +28,13 @@ const podArgs = (name: string) => `K8S_POD_NAMESPACE=default;K8S_POD_NAME=${name
 type Conf = ReturnType<typeof etcdNetConf> | ReturnType<typeof fileNetConf>;
 let nets = 0;
 const stores: [string, (ipam?: Record<string, unknown>) => Conf][] = [
-  ["etcd", (ipam = {}) => etcdNetConf(etcd.endpoint, dir.path, { agentSocket: "", subnet: "10.53.0.0/24", ...ipam }, `fp${nets++}`)],
-  ["the embedded store", (ipam = {}) => fileNetConf(join(dir.path, `f${nets++}`), { agentSocket: "", subnet: "10.53.0.0/24", ...ipam })],
+  ["etcd", (ipam = {}) => etcdNetConf(env.etcd.endpoint, env.dir.path, { agentSocket: "", subnet: "10.53.0.0/24", ...ipam }, `fp${nets++}`)],
+  ["the embedded store", (ipam = {}) => fileNetConf(join(env.dir.path, `f${nets++}`), { agentSocket: "", subnet: "10.53.0.0/24", ...ipam })],
 ];
 
 /** Held addresses, each once, with their containers. */
 async function held(conf: Conf): Promise<Map<string, string>> {
-  const list = await listAllocations(conf, dir.path);
+  const list = await listAllocations(conf, env.dir.path);
   const byIp = new Map(list.map((a: any) => [a.ip, a.containerID]));
   expect(byIp.size).toBe(list.length);
   return byIp;
@@ -77,11 +64,11 @@ describe.each(stores)("crash points, %s", (name, makeConf) => {
   }, 30_000);
 
   test("takeover.replaced: the fixed address taken over from a gone pod is the retried ADD's; DEL releases it", async () => {
-    const conf = makeConf({ kubeConfig: kubeconfig });
-    api.setPod(makePod({ name: `old-${name.length}`, annotations: { "kube-ipam.ip": "10.53.0.99" } }));
+    const conf = makeConf({ kubeConfig: env.kubeconfig });
+    env.api.setPod(makePod({ name: `old-${name.length}`, annotations: { "kube-ipam.ip": "10.53.0.99" } }));
     expect((await runPlugin(conf, { command: "ADD", containerID: "old", args: podArgs(`old-${name.length}`) }, testBuild)).exitCode).toBe(0);
-    api.deletePod("default", `old-${name.length}`); // lost with its node: no DEL
-    api.setPod(makePod({ name: `new-${name.length}`, annotations: { "kube-ipam.ip": "10.53.0.99" } }));
+    env.api.deletePod("default", `old-${name.length}`); // lost with its node: no DEL
+    env.api.setPod(makePod({ name: `new-${name.length}`, annotations: { "kube-ipam.ip": "10.53.0.99" } }));
     const args = podArgs(`new-${name.length}`);
     const crashed = await runPlugin(conf, { command: "ADD", containerID: "new", args, env: crashAt("takeover.replaced") }, testBuild);
     expect(crashed.exitCode).toBe(SIGKILLED);
@@ -94,35 +81,35 @@ describe.each(stores)("crash points, %s", (name, makeConf) => {
   }, 30_000);
 
   test("sticky.reclaimed: the pod's parked address is the retried ADD's; DEL parks it again", async () => {
-    const conf = makeConf({ kubeConfig: kubeconfig });
+    const conf = makeConf({ kubeConfig: env.kubeconfig });
     const sts = makeStatefulSet({ name: `db${name.length}` });
-    api.setStatefulSet(sts);
+    env.api.setStatefulSet(sts);
     const pod = `db${name.length}-0`;
-    api.setPod(makePod({ name: pod, ownerStatefulSet: sts }));
+    env.api.setPod(makePod({ name: pod, ownerStatefulSet: sts }));
     const first = addressOf(await runPlugin(conf, { command: "ADD", containerID: "s1", args: podArgs(pod) }, testBuild));
     expect((await runPlugin(conf, { command: "DEL", containerID: "s1" }, testBuild)).exitCode).toBe(0);
-    api.setPod(makePod({ name: pod, ownerStatefulSet: sts })); // re-created: a new UID
+    env.api.setPod(makePod({ name: pod, ownerStatefulSet: sts })); // re-created: a new UID
     const crashed = await runPlugin(conf, { command: "ADD", containerID: "s2", args: podArgs(pod), env: crashAt("sticky.reclaimed") }, testBuild);
     expect(crashed.exitCode).toBe(SIGKILLED);
     expect(addressOf(await runPlugin(conf, { command: "ADD", containerID: "s2", args: podArgs(pod) }, testBuild))).toBe(first);
     expect([...(await held(conf)).entries()]).toEqual([[first, "s2"]]);
     expect((await runPlugin(conf, { command: "DEL", containerID: "s2" }, testBuild)).exitCode).toBe(0);
-    const parked = await listAllocations(conf, dir.path);
+    const parked = await listAllocations(conf, env.dir.path);
     expect(parked.map((a: any) => [a.ip, a.kind])).toEqual([[first, "sticky"]]);
   }, 30_000);
 
   test("gc.released: a gc run killed after one release; the next run releases the rest, never a live pod's address", async () => {
-    const conf = makeConf({ kubeConfig: kubeconfig });
+    const conf = makeConf({ kubeConfig: env.kubeconfig });
     const live = `live-${name.length}`;
-    api.setPod(makePod({ name: live }));
+    env.api.setPod(makePod({ name: live }));
     expect((await runPlugin(conf, { command: "ADD", containerID: "live", args: podArgs(live) }, testBuild)).exitCode).toBe(0);
     for (const i of [1, 2, 3]) {
       const pod = `gone${i}-${name.length}`;
-      api.setPod(makePod({ name: pod }));
+      env.api.setPod(makePod({ name: pod }));
       expect((await runPlugin(conf, { command: "ADD", containerID: `gone${i}`, args: podArgs(pod) }, testBuild)).exitCode).toBe(0);
-      api.deletePod("default", pod); // its node was lost: no DEL
+      env.api.deletePod("default", pod); // its node was lost: no DEL
     }
-    const confFile = join(dir.path, `gc-${name.length}.conf`);
+    const confFile = join(env.dir.path, `gc-${name.length}.conf`);
     writeFileSync(confFile, JSON.stringify(conf));
     // --max-release 100%: three of four is over the guard's default, and these are real leaks.
     const gc = (env: Record<string, string> = {}) => Bun.spawn([testBuild, "gc", "--conf", confFile, "--grace", "0s", "--max-release", "100%"],
@@ -137,7 +124,7 @@ describe.each(stores)("crash points, %s", (name, makeConf) => {
   }, 30_000);
 
   test("agent.accepted: an agent that dies after accepting leaves the plugin to run the ADD; the address is the retry's", async () => {
-    const agent = await startAgent(join(dir.path, `agent-${name.length}`), { binary: testBuild, env: crashAt("agent.accepted") });
+    const agent = await startAgent(join(env.dir.path, `agent-${name.length}`), { binary: testBuild, env: crashAt("agent.accepted") });
     const conf = makeConf({ agentSocket: agent.socket });
     const r = await runPlugin(conf, { command: "ADD", containerID: "a1" }, testBuild);
     expect(r.exitCode).toBe(0);
@@ -148,7 +135,7 @@ describe.each(stores)("crash points, %s", (name, makeConf) => {
   }, 30_000);
 
   test("plugin.forwarded: a plugin that dies after handing the ADD over; the agent's claim is the retry's address", async () => {
-    const agent = await startAgent(join(dir.path, `agent2-${name.length}`), { binary: testBuild });
+    const agent = await startAgent(join(env.dir.path, `agent2-${name.length}`), { binary: testBuild });
     try {
       const conf = makeConf({ agentSocket: agent.socket });
       const crashed = await runPlugin(conf, { command: "ADD", containerID: "p1", env: crashAt("plugin.forwarded") }, testBuild);
@@ -164,9 +151,24 @@ describe.each(stores)("crash points, %s", (name, makeConf) => {
   }, 30_000);
 });
 
+describe("a slow ADD overlapped by the runtime's retry", () => {
+  test("etcd: the retry claims while the first attempt stalls; the first then settles on the retry's address", async () => {
+    const conf = etcdNetConf(env.etcd.endpoint, env.dir.path, { agentSocket: "", subnet: "10.55.0.0/24" }, "overlap");
+    const slow = runPlugin(conf, { command: "ADD", containerID: "o1", env: { KUBE_IPAM_FAILPOINTS: "add.prepared=sleep:1500" } }, testBuild);
+    // The retry starts while the first attempt has read the owner's claims (none) and not yet claimed.
+    await Bun.sleep(300);
+    const retry = await runPlugin(conf, { command: "ADD", containerID: "o1" }, testBuild);
+    const first = await slow;
+    expect(retry.exitCode).toBe(0);
+    expect(first.exitCode).toBe(0);
+    expect(addressOf(first)).toBe(addressOf(retry));
+    expect([...(await held(conf)).entries()]).toEqual([[addressOf(retry), "o1"]]);
+  }, 30_000);
+});
+
 describe("crash points, the embedded store's two-step claim", () => {
   test("file.claim.unlinked: the owner entry without its address is no claim; the retry gets an address, DEL leaves nothing", async () => {
-    const conf = fileNetConf(join(dir.path, "unlinked"), { agentSocket: "", subnet: "10.54.0.0/24" });
+    const conf = fileNetConf(join(env.dir.path, "unlinked"), { agentSocket: "", subnet: "10.54.0.0/24" });
     const crashed = await runPlugin(conf, { command: "ADD", containerID: "u1", env: crashAt("file.claim.unlinked") }, testBuild);
     expect(crashed.exitCode).toBe(SIGKILLED);
     expect((await held(conf)).size).toBe(0);
@@ -189,7 +191,7 @@ describe("crash points, the embedded store's two-step claim", () => {
 
 describe("the release build", () => {
   test("ignores the failpoint environment and does not contain it", async () => {
-    const conf = fileNetConf(join(dir.path, "release"), { agentSocket: "" });
+    const conf = fileNetConf(join(env.dir.path, "release"), { agentSocket: "" });
     const all = "claim.committed,release.committed,file.claim.unlinked,plugin.forwarded";
     expect((await runPlugin(conf, { command: "ADD", containerID: "r1", env: { KUBE_IPAM_FAILPOINTS: all } }, BINARY)).exitCode).toBe(0);
     expect((await runPlugin(conf, { command: "DEL", containerID: "r1", env: { KUBE_IPAM_FAILPOINTS: all } }, BINARY)).exitCode).toBe(0);

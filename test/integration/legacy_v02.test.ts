@@ -2,37 +2,27 @@
 // mode (ipam.etcdConfig.legacyV02) never hands out a v0.2-held address, even with a v0.2 plugin allocating
 // at the same time; `kube-ipam migrate --from v0.2` imports them all, once; DEL of a v0.2 container releases
 // its address in both layouts.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseIP } from "../../src/ip/address.ts";
-import { type EtcdServer, startEtcd } from "../support/etcd.ts";
-import { etcdNetConf, listAllocations, mapLimit, runCli, runPlugin, tempDir } from "../support/plugin.ts";
+import { etcdNetConf, listAllocations, mapLimit, runCli, runPlugin } from "../support/plugin.ts";
 import { V02Plugin } from "../support/v02.ts";
+import { useCluster } from "../support/fixtures.ts";
 
-let etcd: EtcdServer;
-let dir: ReturnType<typeof tempDir>;
-
-beforeAll(async () => {
-  dir = tempDir();
-  etcd = await startEtcd();
-});
-afterAll(async () => {
-  await etcd.stop();
-  dir.cleanup();
-});
+const env = useCluster();
 
 // 10.61.0.10 .. 10.61.1.254: 501 addresses.
 const RANGE = { subnet: "10.61.0.0/23", rangeStart: "10.61.0.10", rangeEnd: "10.61.1.254" };
 const conf = (name: string, legacyV02: boolean) => {
-  const c = etcdNetConf(etcd.endpoint, dir.path, { ...RANGE, agentSocket: "" }, name);
+  const c = etcdNetConf(env.etcd.endpoint, env.dir.path, { ...RANGE, agentSocket: "" }, name);
   return { ...c, ipam: { ...c.ipam, etcdConfig: { ...c.ipam.etcdConfig, ...(legacyV02 && { legacyV02 }) } } };
 };
 const addressOf = (r: { json: any }): string => r.json.ips[0].address.split("/")[0];
 const node = (i: number) => ({ KUBE_IPAM_NODE_NAME: `node-${i % 4}` });
 
 function writeConf(c: unknown, name: string): string {
-  const path = join(dir.path, name);
+  const path = join(env.dir.path, name);
   writeFileSync(path, JSON.stringify(c));
   return path;
 }
@@ -40,7 +30,7 @@ function writeConf(c: unknown, name: string): string {
 describe("kube-ipam v0.2's layout", () => {
   test("compatibility mode: concurrent ADDs from several nodes and a v0.2 plugin never share an address", async () => {
     const c = conf("v02net", true);
-    const v02 = await V02Plugin.connect(etcd.endpoint, "v02net", 500);
+    const v02 = await V02Plugin.connect(env.etcd.endpoint, "v02net", 500);
     await v02.init([[RANGE]]);
     // v0.2 holds 40 addresses, and a v0.2 plugin died holding its lock (a 3 s lease left to run out).
     for (let i = 0; i < 40; i++) expect(await v02.add(`v02-old-${i}`, parseIP("10.61.0.10"), parseIP("10.61.1.254"))).toBeDefined();
@@ -69,7 +59,7 @@ describe("kube-ipam v0.2's layout", () => {
     // Every address held once: our claims are in v0.2's used/ under our container IDs, v0.2's are not ours.
     const used = await v02.used();
     expect(used.size).toBe(40 + theirs.length + 200);
-    const held = await listAllocations(c, dir.path);
+    const held = await listAllocations(c, env.dir.path);
     expect(held.length).toBe(200);
     for (const a of held) expect(used.get(a.ip)).toBe(a.containerID);
 
@@ -80,7 +70,7 @@ describe("kube-ipam v0.2's layout", () => {
 
   test("a fixed-looking request for a v0.2-held address is refused naming the v0.2 container", async () => {
     const c = conf("v02fixed", true);
-    const v02 = await V02Plugin.connect(etcd.endpoint, "v02fixed", 20);
+    const v02 = await V02Plugin.connect(env.etcd.endpoint, "v02fixed", 20);
     await v02.reserve("v02-db", "10.61.0.77", 0);
     const r = await runPlugin(c, { command: "ADD", containerID: "wants-77", args: "IP=10.61.0.77" });
     expect(r.json.code).toBe(101);
@@ -90,7 +80,7 @@ describe("kube-ipam v0.2's layout", () => {
 
   test("migrate imports every v0.2 allocation once, reports what it cannot place; DEL of a v0.2 container releases both", async () => {
     const c = conf("v02mig", false);
-    const v02 = await V02Plugin.connect(etcd.endpoint, "v02mig", 20);
+    const v02 = await V02Plugin.connect(env.etcd.endpoint, "v02mig", 20);
     await v02.init([[RANGE]]);
     for (let i = 0; i < 12; i++) await v02.add(`mig-${i}`, parseIP("10.61.0.10"), parseIP("10.61.1.254"));
     await v02.reserve("outside", "10.61.0.5", 0); // in the subnet, in no range of the config
@@ -98,7 +88,7 @@ describe("kube-ipam v0.2's layout", () => {
 
     const dry = await runCli(["migrate", "--from", "v0.2", "--conf", file, "--dry-run", "-o", "json"]);
     expect(dry.exitCode).toBe(1);
-    expect(await listAllocations(c, dir.path)).toEqual([]);
+    expect(await listAllocations(c, env.dir.path)).toEqual([]);
 
     const first = await runCli(["migrate", "--from", "v0.2", "--conf", file, "-o", "json"]);
     expect(first.exitCode).toBe(1); // one could not be placed
@@ -106,20 +96,20 @@ describe("kube-ipam v0.2's layout", () => {
     const outcomes = (out: any) => Object.fromEntries(["imported", "present", "unplaced", "conflict"].map((o) => [o, out.entries.filter((e: any) => e.outcome === o).length]));
     expect(outcomes(first.json)).toEqual({ imported: 12, present: 0, unplaced: 1, conflict: 0 });
     expect(first.json.entries.find((e: any) => e.outcome === "unplaced")).toMatchObject({ ip: "10.61.0.5", containerID: "outside" });
-    const held = await listAllocations(c, dir.path);
+    const held = await listAllocations(c, env.dir.path);
     expect(held.length).toBe(12);
     for (const a of held) expect([a.kind, /^mig-\d+$/.test(a.containerID)]).toEqual(["migrated", true]);
 
     const second = await runCli(["migrate", "--from", "v0.2", "--conf", file, "-o", "json"]);
     expect(outcomes(second.json)).toEqual({ imported: 0, present: 12, unplaced: 1, conflict: 0 });
-    expect((await listAllocations(c, dir.path)).length).toBe(12);
+    expect((await listAllocations(c, env.dir.path)).length).toBe(12);
 
     // A migrated address is held: dynamic ADDs pass it by, even without compatibility mode.
     const mig3 = held.find((a: any) => a.containerID === "mig-3");
     expect((await runPlugin(c, { command: "ADD", containerID: "fresh", args: `IP=${mig3.ip}` })).json.code).toBe(101);
     // DEL of the v0.2 container, on whatever interface the runtime names, releases it in both layouts.
     expect((await runPlugin(c, { command: "DEL", containerID: "mig-3", ifName: "net1" })).exitCode).toBe(0);
-    expect((await listAllocations(c, dir.path)).map((a: any) => a.containerID)).not.toContain("mig-3");
+    expect((await listAllocations(c, env.dir.path)).map((a: any) => a.containerID)).not.toContain("mig-3");
     expect((await v02.used()).has(mig3.ip)).toBe(false);
   }, 60_000);
 });

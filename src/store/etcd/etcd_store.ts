@@ -164,12 +164,21 @@ class EtcdNetworkStore implements NetworkStore {
       txn = v02Lock.fence(txn.if(createRevision(v02.used(formatIP(ip))), "==", 0n));
       writes.push(...usedWrites(v02, formatIP(ip), record.containerID, record.rangeSet));
     }
+    // The owner's entries as of this commit, read by the same transaction: an overlapping attempt of the
+    // same ADD shows up here, and the allocator settles on the older claim (no extra round trip).
+    const ownerRead = get(this.#keys.ownerPrefix(record), { prefix: true });
     const r = await txn
-      .then(...writes)
+      .then(...writes, ...(record.parkedAt ? [] : [ownerRead]))
       .else(get(key), ...(window ? [get(...this.#heldRange(window))] : []), ...(counts ? this.#countReads(counts) : []),
         ...(v02 ? [get(v02.used(formatIP(ip)))] : []))
       .commit();
-    if (r.succeeded) return { claimed: true };
+    if (r.succeeded) {
+      const owned = r.responses.at(-1);
+      const earlier = owned?.kind === "range" && !record.parkedAt
+        ? owned.kvs.filter((kv) => kv.createRevision < r.revision).sort((a, b) => (a.createRevision < b.createRevision ? -1 : 1))
+        : [];
+      return earlier.length ? { claimed: true, earlier: decodeAll(earlier) } : { claimed: true };
+    }
     const [held, ...reads] = r.responses;
     const kv = held?.kind === "range" ? held.kvs[0] : undefined;
     const windowRead = window ? reads.shift() : undefined;
