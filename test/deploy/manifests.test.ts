@@ -117,11 +117,10 @@ beforeEach(() => {
 afterEach(() => dir.cleanup());
 
 describe("every manifest", () => {
-  test.each(MANIFESTS)("%s parses into Kubernetes objects", (file) => {
+  // Fields, types and required fields against the Kubernetes schemas: schema.test.ts.
+  test.each(MANIFESTS)("%s: DNS names, in kube-system unless cluster-scoped", (file) => {
     expect(docs[file]!.length).toBeGreaterThan(0);
     for (const d of docs[file]!) {
-      expect(typeof d.apiVersion).toBe("string");
-      expect(typeof d.kind).toBe("string");
       expect(d.metadata.name).toMatch(/^[a-z0-9][a-z0-9.-]*$/);
       const clusterScoped = ["ClusterRole", "ClusterRoleBinding"].includes(d.kind);
       expect(d.metadata.namespace).toBe(clusterScoped ? undefined : NAMESPACE);
@@ -239,6 +238,11 @@ describe("DaemonSet", () => {
     const port = Number(flags.get("--metrics-addr")!.split(":").pop());
     expect(installCni.readinessProbe.httpGet).toEqual({ path: "/healthz", port });
     expect(installCni.ports).toContainEqual({ name: "agent-metrics", containerPort: port });
+  });
+
+  test("Prometheus annotations point at the agent's --metrics-addr port", () => {
+    const port = flagValues(installCni.args.slice(1)).get("--metrics-addr")!.split(":").pop();
+    expect(daemonSet.spec.template.metadata.annotations).toEqual({ "prometheus.io/scrape": "true", "prometheus.io/port": port, "prometheus.io/path": "/metrics" });
   });
 
   test("the agent sees every host file the network config names at the host's own path", () => {
