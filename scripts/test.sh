@@ -9,7 +9,16 @@ command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
 [ -x /usr/lib/cni/bridge ] || missing+=(containernetworking-plugins)
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+# test/image/: the image built with podman (runc as its runtime) on a Debian base made by mmdebstrap, the
+# DaemonSet's and the controller's containers run by podman, and podman's bridge networks on the plugin.
+has() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]; }
+has podman || missing+=(podman)
+has runc || missing+=(runc)
+has mmdebstrap || missing+=(mmdebstrap)
+has newuidmap || missing+=(uidmap)
+has iptables || missing+=(iptables)
 command -v kubectl >/dev/null 2>&1 || missing+=(kubernetes-client)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "The tests need these Debian packages: ${missing[*]} (run as root to install them automatically)" >&2

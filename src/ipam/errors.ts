@@ -3,7 +3,8 @@
 import type { Allocation } from "../store/store.ts";
 
 export function describeHolder(a: Allocation): string {
-  const pod = a.podName ? `pod "${a.podNamespace ?? "default"}/${a.podName}"` : "no pod recorded";
+  // A runtime outside Kubernetes (podman) names the container only: no namespace to print.
+  const pod = a.podName ? `pod "${a.podNamespace ? `${a.podNamespace}/` : ""}${a.podName}"` : "no pod recorded";
   return `${pod}, container "${a.containerID}" interface "${a.ifName}" on node "${a.node}" (${a.kind}, since ${a.allocatedAt})`;
 }
 
