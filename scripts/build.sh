@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 version=$(node -p 'require("./package.json").version')
-hash=$( (find src -type f -name '*.ts' | LC_ALL=C sort | xargs cat; cat package.json package-lock.json) | sha256sum | cut -c1-12)
+hash=$( (find src -type f | LC_ALL=C sort | xargs cat; cat package.json package-lock.json) | sha256sum | cut -c1-12)
 build=${KUBE_IPAM_BUILD:-"$version+$hash"}
 failpoints=false
 if [ "${FAILPOINTS:-}" = 1 ]; then failpoints=true; build="$build.failpoints"; fi

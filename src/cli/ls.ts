@@ -1,36 +1,13 @@
 // `kube-ipam ls --conf FILE [-o json]`: every address held in the network, with its holder.
 import { compareIP, parseIP } from "../ip/address.ts";
+import { allocationJSON } from "../ipam/allocation_json.ts";
 import type { Allocation } from "../store/store.ts";
 import { openStore } from "../store/open.ts";
 import { outputFormat, type ParsedFlags } from "./flags.ts";
 import { loadConfFile } from "./load_conf.ts";
 import { formatAge, renderTable } from "./table.ts";
 
-export interface AllocationJSON {
-  ip: string;
-  network: string;
-  containerID: string;
-  ifName: string;
-  podNamespace: string | null;
-  podName: string | null;
-  node: string;
-  kind: string;
-  allocatedAt: string;
-}
-
-export function allocationJSON(a: Allocation): AllocationJSON {
-  return {
-    ip: a.ip,
-    network: a.network,
-    containerID: a.containerID,
-    ifName: a.ifName,
-    podNamespace: a.podNamespace ?? null,
-    podName: a.podName ?? null,
-    node: a.node,
-    kind: a.kind,
-    allocatedAt: a.allocatedAt,
-  };
-}
+export { type AllocationJSON, allocationJSON } from "../ipam/allocation_json.ts";
 
 export function sortByAddress(list: Allocation[]): Allocation[] {
   return list.sort((a, b) => compareIP(parseIP(a.ip), parseIP(b.ip)));

@@ -38,7 +38,7 @@ const COMMANDS: readonly CommandHelp[] = [
   },
   {
     usage: ["controller --conf FILE [--metrics-addr 0.0.0.0:9153] [--gc-interval 1m] [--grace 5m]",
-      "[--max-release 50%|N] [--kubeconfig FILE] [--lease-ttl 5s]"],
+      "[--max-release 50%|N] [--kubeconfig FILE] [--lease-ttl 5s] [--ui true|false]"],
     about: ["leader-elected gc and Prometheus metrics (runs until SIGTERM)"],
   },
   {

@@ -30,6 +30,8 @@ export interface ControllerOptions {
   readonly log: Logger;
   readonly signal: AbortSignal;
   readonly leaseTtlSeconds?: number;
+  /** Serve the read-only dashboard (src/ui/) at / beside /metrics. */
+  readonly ui?: boolean;
 }
 
 class LostLeadership extends Error {
@@ -68,6 +70,17 @@ async function refreshPool(m: Metrics, opts: ControllerOptions): Promise<void> {
   }
 }
 
+/** The dashboard's module is loaded only when it is on: a controller without it never parses it. */
+async function openDashboard(opts: ControllerOptions, leadership: Leadership) {
+  const { Dashboard } = await import("../ui/dashboard.ts");
+  return new Dashboard({
+    config: opts.config,
+    store: opts.store,
+    log: opts.log,
+    replica: () => ({ identity: opts.identity, leader: leadership.isLeader }),
+  });
+}
+
 export async function runController(opts: ControllerOptions): Promise<void> {
   const { log, signal } = opts;
   const m = makeMetrics();
@@ -76,14 +89,15 @@ export async function runController(opts: ControllerOptions): Promise<void> {
     ttlSeconds: opts.leaseTtlSeconds,
     onChange: (leader) => log.info(leader ? "became leader" : "lost leadership", { identity: opts.identity }),
   }) ?? SOLE_LEADER;
+  const dashboard = opts.ui ? await openDashboard(opts, leadership) : undefined;
 
   const server = Bun.serve({
     hostname: opts.hostname,
     port: opts.port,
-    fetch: async (req) => {
+    fetch: async (req, srv) => {
       const path = new URL(req.url).pathname;
       if (path === "/healthz") return new Response("ok\n");
-      if (path !== "/metrics") return new Response("not found\n", { status: 404 });
+      if (path !== "/metrics") return (await dashboard?.handle(req, srv)) ?? new Response("not found\n", { status: 404 });
       m.leader.set({}, leadership.isLeader ? 1 : 0);
       if (opts.store.retries !== undefined) m.retries.set({}, opts.store.retries);
       try {
@@ -94,15 +108,22 @@ export async function runController(opts: ControllerOptions): Promise<void> {
       return new Response(m.registry.render(), { headers: { "content-type": "text/plain; version=0.0.4" } });
     },
   });
-  log.info("controller started", { identity: opts.identity, metrics: `${server.hostname}:${server.port}`, version: VERSION });
+  log.info("controller started", {
+    identity: opts.identity, metrics: `${server.hostname}:${server.port}`, dashboard: dashboard ? "/" : "off", version: VERSION,
+  });
 
   const background = [leadership.run(signal)];
+  if (dashboard) background.push(dashboard.run(signal));
   const watching = opts.store.watchChanges?.(signal, (c) => {
+    dashboard?.onChange(c);
     const labels = { network: c.network };
     if (c.kind === "released") return m.releases.add(labels, 1);
     m.allocations.add(labels, 1);
     m.conflicts.add(labels, c.record?.conflicts ?? 0);
-  }, (e) => log.warn("store watch reconnecting", { error: String(e) }));
+  }, (e) => {
+    dashboard?.onStreamError(e);
+    log.warn("store watch reconnecting", { error: String(e) });
+  });
   if (watching) background.push(watching);
 
   // Leaks seen in the previous run, by exact record: only a second sighting releases.

@@ -198,8 +198,10 @@ export interface ElectionOptions {
 export interface StoreChange {
   readonly network: string;
   readonly kind: "allocated" | "released";
-  /** The new record of an allocation (its `conflicts` count for the metrics). */
+  /** The new record of an allocation (its `conflicts` count for the metrics); of a release, the record released, where the store has it. */
   readonly record?: Allocation;
+  /** A release that parks the address (a sticky address kept for its pod name), not one that frees it. */
+  readonly parked?: boolean;
 }
 
 export interface Store {
@@ -221,6 +223,8 @@ export interface Store {
   elect?(identity: string, opts?: ElectionOptions): Leadership;
   /** Streams every change of a claim in any network until `signal` aborts; absent where it cannot. */
   watchChanges?(signal: AbortSignal, onChange: (c: StoreChange) => void, onReconnect?: (e: unknown) => void): Promise<void>;
+  /** Calls `onChange` after every change of the reservations until `signal` aborts; absent where it cannot. */
+  watchReservations?(signal: AbortSignal, onChange: () => void, onReconnect?: (e: unknown) => void): Promise<void>;
   /** The addresses kube-ipam v0.2's layout holds in network `name`, with container IDs; absent where v0.2 never was (the file store). */
   legacyV02Holders?(network: string): Promise<{ ip: string; containerID: string }[]>;
   /** Requests of this process retried on another endpoint or later (for the metrics). */

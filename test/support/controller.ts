@@ -20,10 +20,9 @@ export interface Controller {
 
 /**
  * Starts `kube-ipam controller --conf path ...flags` with POD_NAME=name, so that its identity in the
- * leader key is `name/<pid>`.
+ * leader key is `name/<pid>`; on `port` when given (a restart), else on a free one.
  */
-export function startController(name: string, path: string, flags: readonly string[]): Controller {
-  const [port] = freePorts(1) as [number];
+export function startController(name: string, path: string, flags: readonly string[], port = freePorts(1)[0]!): Controller {
   const proc = Bun.spawn([BINARY, "controller", "--conf", path, "--metrics-addr", `127.0.0.1:${port}`, ...flags], {
     env: { PATH: process.env.PATH ?? "/usr/bin:/bin", POD_NAME: name },
     stdin: "ignore",

@@ -397,16 +397,22 @@ export class EtcdStore implements Store {
         const [network, section] = e.key.slice(base.length).split("/");
         if (section !== "ips" || !network) continue;
         if (e.type === "DELETE") {
-          onChange({ network, kind: "released" });
+          onChange({ network, kind: "released", record: e.prevValue === undefined ? undefined : decodeRecord(e.prevValue) });
           continue;
         }
         const rec = decodeRecord(e.value);
         if (!rec) continue;
         const prev = e.prevValue === undefined ? undefined : decodeRecord(e.prevValue);
         if (!rec.parkedAt) onChange({ network, kind: "allocated", record: prev ? { ...rec, conflicts: 0 } : rec });
-        else if (!prev?.parkedAt) onChange({ network, kind: "released", record: rec });
+        else if (!prev?.parkedAt) onChange({ network, kind: "released", record: rec, parked: true });
       }
     });
+  }
+
+  /** Any change under `<prefix>/reserved/` (the dashboard). */
+  watchReservations(signal: AbortSignal, onChange: () => void, onReconnect?: (e: unknown) => void): Promise<void> {
+    const base = reservationKey(this.prefix, "");
+    return this.#etcd.watch(base, { end: prefixEnd(base), signal, onReconnect }, () => onChange());
   }
 
   async legacyV02Holders(network: string): Promise<{ ip: string; containerID: string }[]> {
