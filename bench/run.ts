@@ -25,7 +25,12 @@ const only = onlyArg > 0 ? new Set(process.argv[onlyArg + 1]!.split(",")) : unde
 const want = (scenario: string) => !only || only.has(scenario);
 const etcdData = option("--etcd-data", ["disk", "tmpfs", "both"] as const, "disk");
 const whereaboutsFill = option("--whereabouts-fill", ["seed", "plugin"] as const, "seed");
+if (!existsSync(join(ROOT, "dist/kube-ipam"))) {
+  console.error("dist/kube-ipam is missing: run `npm run build` first (npm run bench does).");
+  process.exit(1);
+}
 const work = mkdtempSync(join(tmpdir(), "kube-ipam-bench-"));
+const KUBE_LOG = join(work, "kube-ipam.log");
 let seq = 0;
 
 function option<T extends string>(flag: string, allowed: readonly T[], fallback: T): T {
@@ -86,7 +91,7 @@ function kubeFile(agentSocket: string) {
     const name = `kf${seq++}`;
     return JSON.stringify({
       cniVersion: "1.0.0", name, type: "bridge",
-      ipam: { type: "kube-ipam", ...range, dataDir: join(work, name), logFile: join(work, "kube-ipam.log"), agentSocket },
+      ipam: { type: "kube-ipam", ...range, dataDir: join(work, name), logFile: KUBE_LOG, agentSocket },
     });
   };
 }
@@ -106,13 +111,49 @@ function kubeEtcd(endpoints: readonly string[], opts: KubeEtcdOptions) {
       ipam: {
         type: "kube-ipam", ...range, etcdConfig: { etcdURL: endpoints.join(","), etcdPrefix: `/bench-${process.pid}`, ...tls },
         ...(opts.kubeConfig ? { kubeConfig: opts.kubeConfig } : {}),
-        logFile: join(work, "kube-ipam.log"), agentSocket: opts.agentSocket,
+        logFile: KUBE_LOG, agentSocket: opts.agentSocket,
       },
     });
   };
 }
 
 const node = (v: Variant, i: number) => (v.nodes > 0 ? `node-${i % v.nodes}` : undefined);
+
+const HOST_LOCAL_VARIANT: Variant = { label: "host-local", plugin: HOST_LOCAL, conf: hostLocal, nodes: 0, family: "host-local", store: "files" };
+
+function kubeVariant(what: string, store: Variant["store"], conf: Variant["conf"], nodes: number, agent = false): Variant {
+  return { label: `kube-ipam${agent ? " via agent" : ""}, ${what}`, plugin: KUBE_IPAM, conf, nodes, family: "kube-ipam", store, agent };
+}
+
+function whereaboutsVariant(etcd: PeerEtcd, suffix: string): Variant {
+  return {
+    label: `whereabouts, etcd${suffix}`, plugin: WHEREABOUTS!, conf: whereaboutsConf(etcd), nodes: 0,
+    family: "whereabouts", store: "etcd", seed: (conf, count) => seedWhereabouts(etcd, conf, count),
+  };
+}
+
+/** The variants on one etcd: kube-ipam direct and through the agent (10 node names), whereabouts. */
+function etcdVariants(server: EtcdServer, agent: Agent | undefined, suffix: string): Variant[] {
+  const on = (agentSocket: string) => kubeEtcd([server.endpoint], { agentSocket });
+  return [
+    kubeVariant(`etcd, 10 nodes${suffix}`, "etcd", on(""), 10),
+    ...(agent ? [kubeVariant(`etcd, 10 nodes${suffix}`, "etcd", on(agent.socket), 10, true)] : []),
+    ...(WHEREABOUTS ? [whereaboutsVariant({ endpoint: server.endpoint }, suffix)] : []),
+  ];
+}
+
+/** The realistic configuration's variants: mTLS to etcd everywhere, a kubeconfig for kube-ipam, one node. */
+function realVariants(real: Realistic, agent: Agent | undefined): Variant[] {
+  const kubeConfig = real.api.writeKubeconfig(join(work, "kube"), "token");
+  const on = (agentSocket: string) => kubeEtcd([real.etcd.endpoint], { agentSocket, pki: real.pki, kubeConfig });
+  const tls = { cert: real.pki.client.cert, key: real.pki.client.key, ca: real.pki.ca.cert };
+  return [
+    HOST_LOCAL_VARIANT,
+    kubeVariant("etcd mTLS + kubeconfig", "etcd", on(""), 1),
+    ...(agent ? [kubeVariant("etcd mTLS + kubeconfig", "etcd", on(agent.socket), 1, true)] : []),
+    ...(WHEREABOUTS ? [whereaboutsVariant({ endpoint: real.etcd.endpoint, tls }, " mTLS")] : []),
+  ];
+}
 
 /** Calls made by agent variants, to compare with the number the agent says it served. */
 let agentCalls = 0;
@@ -132,6 +173,11 @@ async function addMany(v: Variant, range: Range, count: number, concurrency: num
   const distinct = new Set(results.map((r) => r.address)).size;
   if (distinct !== count) throw new Error(`${v.label}: ${count - distinct} duplicate addresses`);
   return { ms, conf, ids };
+}
+
+/** A line on stderr while a long scenario runs: not part of the results. */
+function progress(line: string): void {
+  process.stderr.write(`  ... ${line}\n`);
 }
 
 function fmt(ms: number): string {
@@ -363,7 +409,7 @@ const POOL_1024: Range = { subnet: "10.100.0.0/21", rangeStart: "10.100.0.10", r
  * new node name as in (c)), the variants in turn; each sample is paired with one on an empty pool of the
  * same variant taken right after it, so that "95% full against empty" compares the same minutes.
  */
-async function scenarioF(variants: Variant[]) {
+async function scenarioF(variants: Variant[], etcdEndpoint: string) {
   const range = quick ? POOL_1024 : POOL_4096;
   const size = quick ? 1024 : 4096;
   const samples = quick ? 5 : 20;
@@ -374,10 +420,18 @@ async function scenarioF(variants: Variant[]) {
   const fillMs = variants.map(() => 0);
   const full = new Map<number, number[][]>();
   const paired = new Map<number, number[][]>();
+  // One untimed probe on each pool first: a pool's first call makes its directories or keys, and the
+  // agent's first request for a network opens its store.
+  for (const [k, v] of variants.entries()) {
+    await probe(v, filling[k]!, "warm-up");
+    await probe(v, empty[k]!, "warm-up");
+  }
   for (const pct of levels) {
     const count = Math.floor((size * pct) / 100);
     for (const [k, v] of variants.entries()) {
-      fillMs[k]! += await fill(v, filling[k]!, filled[k]!, count);
+      const ms = await fill(v, filling[k]!, filled[k]!, count);
+      if (ms > 0) progress(`(f) ${v.label}: filled to ${pct}% in ${fmt(ms)}`);
+      fillMs[k]! += ms;
       filled[k] = count;
     }
     const f = variants.map(() => [] as number[]);
@@ -391,11 +445,12 @@ async function scenarioF(variants: Variant[]) {
     full.set(pct, f);
     paired.set(pct, e);
   }
+  const bytes = await etcdBytesWhenFull(variants, filling, etcdEndpoint);
   const at = (pct: number, k: number) => median(full.get(pct)![k]!);
   const vsEmpty = (k: number) => at(95, k) / median(paired.get(95)![k]!);
   const rows = variants.map((v, k) => [
     v.label, ...levels.map((pct) => fmt(at(pct, k))), x(at(95, k) / at(0, k)), x(vsEmpty(k)),
-    v.seed && whereaboutsFill === "seed" ? "seeded" : fmt(fillMs[k]!),
+    v.seed && whereaboutsFill === "seed" ? "seeded" : fmt(fillMs[k]!), bytes[k] ?? "-",
   ]);
   const idx = (v: Variant | undefined) => (v ? variants.indexOf(v) : -1);
   const r = roles(variants);
@@ -407,6 +462,26 @@ async function scenarioF(variants: Variant[]) {
     for (const pct of [0, 95]) target(`(f) ${pct}% full: whereabouts / ${r.etcdAgent.label}`, at(pct, idx(r.whereabouts)) / at(pct, idx(r.etcdAgent)), ">=", 2);
   }
   return { rows, size, samples };
+}
+
+/**
+ * etcd's bytes for one ADD and its DEL on each etcd variant's 95%-full pool (a few pairs of that variant
+ * alone, between two readings of etcd's /metrics): whereabouts reads and rewrites the range's whole value.
+ */
+async function etcdBytesWhenFull(variants: Variant[], confs: string[], endpoint: string): Promise<(string | undefined)[]> {
+  const out: (string | undefined)[] = [];
+  for (const [k, v] of variants.entries()) {
+    if (v.store !== "etcd") {
+      out.push(undefined);
+      continue;
+    }
+    const pairs = 5;
+    const before = await readCounters(endpoint);
+    for (let i = 0; i < pairs; i++) await probe(v, confs[k]!, "95% full, counting etcd bytes");
+    const c = perCall(before, await readCounters(endpoint), pairs);
+    out.push(`${(c.received / 1024).toFixed(1)} / ${(c.sent / 1024).toFixed(1)} KiB`);
+  }
+  return out;
 }
 
 interface Realistic {
@@ -504,13 +579,39 @@ function describeDir(path: string): string {
   return out ? `${path} (${out[1]} on ${out[0]})` : path;
 }
 
-/** How many of the agent variants' calls since `mark` the agent itself served: the rest fell back. */
-async function agentNote(agent: Agent | undefined, mark: { served: number; calls: number }): Promise<string | undefined> {
+interface AgentMark {
+  readonly served: number;
+  readonly calls: number;
+  /** Where kube-ipam's log ended: the plugin logs why it did not forward (agentFallback). */
+  readonly logOffset: number;
+}
+
+async function agentMark(agent: Agent | undefined): Promise<AgentMark> {
+  return { served: (await agent?.served()) ?? 0, calls: agentCalls, logOffset: existsSync(KUBE_LOG) ? statSync(KUBE_LOG).size : 0 };
+}
+
+/** Whether the agent served every call of the agent variants since `mark`; if not, how many and why not. */
+async function agentNote(agent: Agent | undefined, mark: AgentMark): Promise<string | undefined> {
   if (!agent) return undefined;
   const served = (await agent.served()) - mark.served;
   const calls = agentCalls - mark.calls;
+  if (Number.isNaN(served)) return `\nNote: the agent's /metrics did not answer: whether it served all ${calls} calls of the agent variants is not known.`;
   if (calls === 0 || served === calls) return undefined;
-  return `\nWARNING: the agent served ${served} of the ${calls} calls of the agent variants; the plugin ran the rest itself (fallback): their numbers are not the agent's.`;
+  const reasons = new Map<string, number>();
+  const log = existsSync(KUBE_LOG) ? readFileSync(KUBE_LOG).subarray(mark.logOffset).toString() : "";
+  for (const line of log.split("\n")) {
+    if (!line.includes("agentFallback")) continue;
+    let why: string | undefined;
+    try {
+      why = (JSON.parse(line) as { agentFallback?: string }).agentFallback;
+    } catch {
+      why = "(a log line that does not parse)";
+    }
+    if (why) reasons.set(why, (reasons.get(why) ?? 0) + 1);
+  }
+  const list = [...reasons].map(([why, n]) => `${n} x ${why.replaceAll(agent.socket, "SOCKET")}`).join("; ");
+  return `\nWARNING: the agent served ${served} of the ${calls} calls of the agent variants; the plugin ran the rest itself ` +
+    `(fallback), so some of their times are not the agent's. Reasons the plugin logged: ${list || "none found"}.`;
 }
 
 async function main() {
@@ -539,26 +640,21 @@ async function main() {
       else say(`Note: the agent variants are skipped: ${started.skipped}`);
     }
 
-    const base: Variant[] = [
-      { label: "host-local", plugin: HOST_LOCAL, conf: hostLocal, nodes: 0, family: "host-local", store: "files" },
-      { label: "kube-ipam, embedded store", plugin: KUBE_IPAM, conf: kubeFile(""), nodes: 0, family: "kube-ipam", store: "files" },
-      { label: "kube-ipam, etcd, 10 nodes", plugin: KUBE_IPAM, conf: kubeEtcd([etcd.endpoint], { agentSocket: "" }), nodes: 10, family: "kube-ipam", store: "etcd" },
-    ];
-    const onEtcd = (server: EtcdServer, suffix: string): Variant[] => [
-      { label: `kube-ipam, etcd, 10 nodes${suffix}`, plugin: KUBE_IPAM, conf: kubeEtcd([server.endpoint], { agentSocket: "" }), nodes: 10, family: "kube-ipam", store: "etcd" },
-      ...(agent ? [{ label: `kube-ipam via agent, etcd, 10 nodes${suffix}`, plugin: KUBE_IPAM, conf: kubeEtcd([server.endpoint], { agentSocket: agent.socket }), nodes: 10, family: "kube-ipam", store: "etcd", agent: true } as const] : []),
-      ...(WHEREABOUTS ? [whereaboutsVariant({ endpoint: server.endpoint }, suffix)] : []),
+    // The variants of the scenarios before the node agent (b, c, curve).
+    const base = [
+      HOST_LOCAL_VARIANT, kubeVariant("embedded store", "files", kubeFile(""), 0),
+      kubeVariant("etcd, 10 nodes", "etcd", kubeEtcd([etcd.endpoint], { agentSocket: "" }), 10),
     ];
     // Every variant of the node-agent work: host-local; kube-ipam on each store, direct and through the
     // agent; whereabouts on the same etcd.
-    const all: Variant[] = [
-      base[0]!, base[1]!,
-      ...(agent ? [{ label: "kube-ipam via agent, embedded store", plugin: KUBE_IPAM, conf: kubeFile(agent.socket), nodes: 0, family: "kube-ipam", store: "files", agent: true } as const] : []),
-      ...onEtcd(etcd, ""),
+    const all = [
+      HOST_LOCAL_VARIANT, base[1]!,
+      ...(agent ? [kubeVariant("embedded store", "files", kubeFile(agent.socket), 0, true)] : []),
+      ...etcdVariants(etcd, agent, ""),
     ];
     console.log("");
-    const mark = async () => ({ served: (await agent?.served()) ?? 0, calls: agentCalls });
-    const checkAgent = async (m: { served: number; calls: number }) => {
+    const mark = () => agentMark(agent);
+    const checkAgent = async (m: AgentMark) => {
       const note = await agentNote(agent, m);
       if (note) say(note);
     };
@@ -596,7 +692,7 @@ async function main() {
       let dVariants = all;
       if (etcdData === "both") {
         tmpfsEtcd = await startEtcd({ dataDir: etcdParent("tmpfs") });
-        dVariants = [...all, ...onEtcd(tmpfsEtcd, ", data on tmpfs")];
+        dVariants = [...all, ...etcdVariants(tmpfsEtcd, agent, ", data on tmpfs")];
       }
       const d = await scenarioD(dVariants);
       say(`\n### (d) Single ADD, one at a time, on a /16 (variants in turn; etcd's data on ${mainData}${etcdData === "both" ? ", and on tmpfs where the label says so" : ""})\n`);
@@ -620,9 +716,9 @@ async function main() {
 
     if (want("f")) {
       const m = await mark();
-      const f = await scenarioF(all);
+      const f = await scenarioF(all, etcd.endpoint);
       say(`\n### (f) One ADD at 0, 50 and 95% fill of a pool of exactly ${f.size.toLocaleString("en")} addresses (median of ${f.samples}, each from a new node name, then DEL)\n`);
-      say(table(["plugin", "empty", "50% full", "95% full", "95% / empty", "95% / empty pool (paired)", "filling to 95%"], f.rows));
+      say(table(["plugin", "empty", "50% full", "95% full", "95% / empty", "95% / empty pool (paired)", "filling to 95%", "etcd bytes per ADD+DEL at 95% (to / from etcd)"], f.rows));
       if (WHEREABOUTS && whereaboutsFill === "seed") {
         say("\nwhereabouts' pool is filled by writing its range's value as whereabouts writes it (checked: its next ADD takes the next address); through the plugin, filling 3,891 takes about 4.5 minutes (`--whereabouts-fill plugin`).");
       }
@@ -632,15 +728,7 @@ async function main() {
     if (want("real")) {
       const m = await mark();
       real = await startRealistic(mainData);
-      const kubeConfig = real.api.writeKubeconfig(join(work, "kube"), "token");
-      const endpoints = [real.etcd.endpoint];
-      const tls = { cert: real.pki.client.cert, key: real.pki.client.key, ca: real.pki.ca.cert };
-      const variants: Variant[] = [
-        base[0]!,
-        { label: "kube-ipam, etcd mTLS + kubeconfig", plugin: KUBE_IPAM, conf: kubeEtcd(endpoints, { agentSocket: "", pki: real.pki, kubeConfig }), nodes: 1, family: "kube-ipam", store: "etcd" },
-        ...(agent ? [{ label: "kube-ipam via agent, etcd mTLS + kubeconfig", plugin: KUBE_IPAM, conf: kubeEtcd(endpoints, { agentSocket: agent.socket, pki: real.pki, kubeConfig }), nodes: 1, family: "kube-ipam", store: "etcd", agent: true } as const] : []),
-        ...(WHEREABOUTS ? [whereaboutsVariant({ endpoint: real.etcd.endpoint, tls }, " mTLS")] : []),
-      ];
+      const variants = realVariants(real, agent);
       say(`\n### (real) The realistic configuration: etcd with mutual TLS, a kubeconfig (each ADD looks its pod up), one ADD at a time on a /16\n`);
       const cache = async () => ({ hit: (await agent?.metric('kube_ipam_pod_cache_lookups_total{result="hit"}')) ?? 0, miss: (await agent?.metric('kube_ipam_pod_cache_lookups_total{result="miss"}')) ?? 0 });
       const before = await cache();
@@ -648,6 +736,8 @@ async function main() {
       const after = await cache();
       if (agent) say(`\nThe agent's pod cache: ${after.hit - before.hit} hits, ${after.miss - before.miss} misses (a miss reads the pod with a GET). One node, node-0, for every variant.`);
       await checkAgent(m);
+      await stopRealistic(real);
+      real = undefined;
     }
 
     if (want("e")) {
@@ -684,20 +774,15 @@ async function main() {
     await cluster?.stop();
     await tmpfsEtcd?.stop();
     await etcd?.stop();
-    if (real) {
-      real.api.stop();
-      await real.etcd.stop();
-      rmSync(real.pki.dir, { recursive: true, force: true });
-    }
+    if (real) await stopRealistic(real);
     rmSync(work, { recursive: true, force: true });
   }
 }
 
-function whereaboutsVariant(etcd: PeerEtcd, suffix: string): Variant {
-  return {
-    label: `whereabouts, etcd${suffix}`, plugin: WHEREABOUTS!, conf: whereaboutsConf(etcd), nodes: 0,
-    family: "whereabouts", store: "etcd", seed: (conf, count) => seedWhereabouts(etcd, conf, count),
-  };
+async function stopRealistic(real: Realistic): Promise<void> {
+  real.api.stop();
+  await real.etcd.stop();
+  rmSync(real.pki.dir, { recursive: true, force: true });
 }
 
 /** A second etcd, with mutual TLS, and the Kubernetes API stand-in, both with the test PKI. */
