@@ -28,6 +28,11 @@ export function canMeasureMemory(): boolean {
   return existsSync(GNU_TIME);
 }
 
+/** The UID of the pod a bench call names (the realistic scenario registers pods with it). */
+export function benchPodUID(containerID: string): string {
+  return `uid-${containerID}`;
+}
+
 export async function call(plugin: Plugin, conf: string, c: Call, opts: { memory?: boolean } = {}): Promise<Outcome> {
   const env = {
     PATH: process.env.PATH ?? "/usr/bin:/bin",
@@ -36,7 +41,8 @@ export async function call(plugin: Plugin, conf: string, c: Call, opts: { memory
     CNI_NETNS: `/var/run/netns/${c.containerID}`,
     CNI_IFNAME: "eth0",
     CNI_PATH: "/usr/lib/cni",
-    CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=bench;K8S_POD_NAME=${c.containerID}`,
+    // As containerd and CRI-O pass them; the UID lets the agent answer the pod from its cache.
+    CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=bench;K8S_POD_NAME=${c.containerID};K8S_POD_UID=${benchPodUID(c.containerID)}`,
     ...(c.node ? { KUBE_IPAM_NODE_NAME: c.node } : {}),
   };
   const argv = opts.memory ? [GNU_TIME, "-f", "%M", plugin.binary] : [plugin.binary];

@@ -12,7 +12,7 @@ import { type EtcdCluster, type EtcdServer, startEtcd, startEtcdCluster } from "
 import { type KubeApi, makePod, startKubeApi } from "../test/support/k8s_api.ts";
 import { type Agent, startAgent } from "./agent.ts";
 import { perCall, readCounters } from "./etcd_metrics.ts";
-import { type Call, call, canMeasureMemory, median, type Outcome, percentile, type Plugin, pool } from "./plugin_runner.ts";
+import { benchPodUID, type Call, call, canMeasureMemory, median, type Outcome, percentile, type Plugin, pool } from "./plugin_runner.ts";
 import { lineChart } from "./svg.ts";
 import { type PeerEtcd, seedWhereabouts, whereaboutsConf } from "./whereabouts.ts";
 
@@ -503,7 +503,7 @@ async function scenarioReal(variants: Variant[], real: Realistic) {
   const apiRequests = variants.map(() => 0);
   const id = (i: number, k: number) => `real${i}-${k}`;
   const register = (i: number) => {
-    for (const k of variants.keys()) real.api.setPod(makePod({ namespace: "bench", name: id(i, k), nodeName: "node-0" }));
+    for (const k of variants.keys()) real.api.setPod(makePod({ namespace: "bench", name: id(i, k), uid: benchPodUID(id(i, k)), nodeName: "node-0" }));
   };
   register(0);
   for (let i = 0; i < n; i++) {
