@@ -1,8 +1,8 @@
 // The plugin's fast path: hand the request to the node agent and print its answer. It runs before
-// anything else is loaded, so it imports only the protocol (no imports of its own) and node:fs,
-// which reading stdin loads anyway. Whenever the agent cannot serve (no socket, refused, silent,
+// anything else is loaded, so it imports only the protocol (no imports of its own), the failpoint hook
+// (empty in a release build) and the host name from procfs (node:fs, which reading stdin loads anyway). Whenever the agent cannot serve (no socket, refused, silent,
 // another build, dead before answering) it says why and the plugin runs the request itself.
-import { readFileSync } from "node:fs";
+import { hostname } from "../lib/hostname.ts";
 import {
   type AgentRequest, DEFAULT_AGENT_SOCKET, DEFAULT_TIMEOUT_SECONDS, decodeReply, FORWARDED_ENV, FORWARDED_VERBS,
 } from "./protocol.ts";
@@ -62,14 +62,6 @@ export function agentTargetFor(command: string | undefined, stdin: string): Forw
   // An invalid value is the config's error to report, by whoever runs the request.
   const seconds = typeof t === "number" && t > 0 && Number.isFinite(t) ? t : DEFAULT_TIMEOUT_SECONDS;
   return { socket, timeoutMs: seconds * 1000 };
-}
-
-function hostname(): string {
-  try {
-    return readFileSync("/proc/sys/kernel/hostname", "utf8").trim();
-  } catch {
-    return "";
-  }
 }
 
 /**

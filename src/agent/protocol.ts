@@ -46,14 +46,8 @@ export type AgentReply =
 
 /** Decodes one request line; undefined when it is not one. */
 export function decodeRequest(line: string): AgentRequest | undefined {
-  let v: unknown;
-  try {
-    v = JSON.parse(line);
-  } catch {
-    return undefined;
-  }
-  const r = v as Partial<AgentRequest> | null;
-  if (!r || typeof r !== "object" || typeof r.build !== "string" || typeof r.acceptBy !== "number" || typeof r.startedAt !== "number" || typeof r.stdin !== "string" ||
+  const r = parseLine(line) as Partial<AgentRequest> | undefined;
+  if (!r || typeof r.build !== "string" || typeof r.acceptBy !== "number" || typeof r.startedAt !== "number" || typeof r.stdin !== "string" ||
     typeof r.hostname !== "string" || !r.env || typeof r.env !== "object") return undefined;
   const env: Record<string, string> = {};
   for (const k of FORWARDED_ENV) {
@@ -65,16 +59,20 @@ export function decodeRequest(line: string): AgentRequest | undefined {
 
 /** Decodes one reply line; undefined when it is not one. */
 export function decodeReply(line: string): AgentReply | undefined {
-  let v: unknown;
-  try {
-    v = JSON.parse(line);
-  } catch {
-    return undefined;
-  }
-  const r = v as Record<string, unknown> | null;
-  if (!r || typeof r !== "object") return undefined;
+  const r = parseLine(line) as Record<string, unknown> | undefined;
+  if (!r) return undefined;
   if (r.accepted === true) return { accepted: true };
   if (typeof r.refused === "string") return { refused: r.refused };
   if (typeof r.stdout === "string" && (r.exitCode === 0 || r.exitCode === 1)) return { stdout: r.stdout, exitCode: r.exitCode };
   return undefined;
+}
+
+/** The JSON object on one line; undefined for anything else. */
+function parseLine(line: string): object | undefined {
+  try {
+    const v: unknown = JSON.parse(line);
+    return typeof v === "object" && v !== null ? v : undefined;
+  } catch {
+    return undefined;
+  }
 }
