@@ -25,8 +25,8 @@ const only = onlyArg > 0 ? new Set(process.argv[onlyArg + 1]!.split(",")) : unde
 const want = (scenario: string) => !only || only.has(scenario);
 const etcdData = option("--etcd-data", ["disk", "tmpfs", "both"] as const, "disk");
 const whereaboutsFill = option("--whereabouts-fill", ["seed", "plugin"] as const, "seed");
-if (!existsSync(join(ROOT, "dist/kube-ipam"))) {
-  console.error("dist/kube-ipam is missing: run `npm run build` first (npm run bench does).");
+if (!existsSync(join(ROOT, "dist/kube-ipam")) || !existsSync(join(ROOT, "dist/kube-ipam-core"))) {
+  console.error("dist/kube-ipam or dist/kube-ipam-core is missing: run `npm run build` first (npm run bench does).");
   process.exit(1);
 }
 const work = mkdtempSync(join(tmpdir(), "kube-ipam-bench-"));
@@ -56,6 +56,7 @@ function freshCopy(name: string, from: string): Plugin {
 
 const HOST_LOCAL = freshCopy("host-local", "/usr/lib/cni/host-local");
 const KUBE_IPAM = freshCopy("kube-ipam", join(ROOT, "dist/kube-ipam"));
+freshCopy("kube-ipam-core", join(ROOT, "dist/kube-ipam-core")); // the forwarder execs it from its own directory
 const WHEREABOUTS = existsSync(WHEREABOUTS_SOURCE) ? freshCopy("whereabouts", WHEREABOUTS_SOURCE) : undefined;
 
 interface Range {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command (`npm test`): installs what the tests need when missing, type-checks, builds
-# dist/kube-ipam and runs every test against it. Extra arguments go to `bun test` (a path filter).
+# dist/kube-ipam (and dist/kube-ipam-core) and runs every test against it. Extra arguments go to `bun test` (a path filter).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +9,9 @@ command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
 [ -x /usr/lib/cni/bridge ] || missing+=(containernetworking-plugins)
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+# The forwarder (src/forwarder/) is C, linked statically.
+command -v "${CC:-cc}" >/dev/null 2>&1 || missing+=(gcc)
+[ -e /usr/lib/x86_64-linux-gnu/libc.a ] || [ -e /usr/lib/aarch64-linux-gnu/libc.a ] || missing+=(libc6-dev)
 # test/image/: the image built with podman (runc as its runtime) on a Debian base made by mmdebstrap, the
 # DaemonSet's and the controller's containers run by podman, and podman's bridge networks on the plugin.
 has() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]; }

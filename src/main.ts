@@ -1,38 +1,24 @@
 // One executable, three roles: a CNI plugin when the runtime sets CNI_COMMAND, a CLI otherwise, and,
-// as `kube-ipam agent`, the node agent that plugins hand their requests to.
-// The plugin's common case is forwarding to the agent, so that path loads almost nothing: the
-// forwarder (agent/forward.ts) is all this chunk holds. The plugin itself (plugin/run.ts) is loaded
-// only when it has to run the request, and the CLI only when it runs (the build splits each into its own
-// chunk). The plugin writes with Bun.write: the first touch of process.stdout or process.stderr builds
+// as `kube-ipam agent`, the node agent that plugins hand their requests to. It ships as kube-ipam-core,
+// behind the native forwarder (src/forwarder/) that the runtime runs: the forwarder hands what it can to
+// the agent and replaces itself with this executable for the rest, saying why in the environment.
+// The plugin (plugin/run.ts) and the CLI are each loaded only when they run (the build splits each into its
+// own chunk). The plugin writes with Bun.write: the first touch of process.stdout or process.stderr builds
 // Node stream objects, which cost about 3 ms; it reads stdin synchronously (plugin/stdin.ts).
 
-import { agentTargetFor, forward, type Forwarded } from "./agent/forward.ts";
-import { BUILD } from "./build_info.ts";
+import { AGENT_FALLBACK_ENV, STARTED_AT_ENV } from "./forwarder/layout.ts";
 import { readStdin } from "./plugin/stdin.ts";
 
 async function plugin(): Promise<number> {
-  const startedAt = Date.now(); // ipam.timeoutSeconds counts from here, whoever runs the request
   const env = process.env;
-  let stdin = "";
-  let stdinError: unknown;
-  try {
-    stdin = await readStdin();
-  } catch (e) {
-    stdinError = e; // the plugin reports it as a CNI error
-  }
-  const target = stdinError === undefined ? agentTargetFor(env.CNI_COMMAND, stdin) : undefined;
-  const forwarded: Forwarded = target ? await forward(target, BUILD, startedAt, env, stdin) : { served: false };
-  let out: { stdout: string; exitCode: number };
-  if (forwarded.served) {
-    out = forwarded;
-  } else {
-    const { runCni } = await import("./plugin/run.ts");
-    out = await runCni(env, () => (stdinError === undefined ? Promise.resolve(stdin) : Promise.reject(stdinError)), {
-      servedBy: "plugin",
-      agentFallback: forwarded.reason,
-      startedAt,
-    });
-  }
+  // ipam.timeoutSeconds counts from the invocation's start, the forwarder's when it ran first.
+  const startedAt = Number(env[STARTED_AT_ENV]) || Date.now();
+  const { runCni } = await import("./plugin/run.ts");
+  const out = await runCni(env, readStdin, {
+    servedBy: "plugin",
+    agentFallback: env[AGENT_FALLBACK_ENV] || undefined,
+    startedAt,
+  });
   if (out.stdout) await Bun.write(Bun.stdout, `${out.stdout}\n`);
   return out.exitCode;
 }

@@ -12,7 +12,9 @@
 // request only after its `acceptBy` (a frozen agent resumed) drops it unanswered: run late, an ADD
 // could allocate to a container that the plugin's own run already set up and the runtime has since
 // deleted. JSON.stringify never emits a raw newline, so a line is a message.
-// Imported by the forwarding path, which must load almost nothing: keep this file free of imports.
+//
+// The client is the native forwarder (src/forwarder/forwarder.c); it is compiled with the constants below
+// (scripts/forwarder_header.ts), so this file is the protocol's one definition. Keep it free of imports.
 
 /** The environment variables a plugin passes on: what runCni reads, nothing else. */
 export const FORWARDED_ENV = [
@@ -21,6 +23,26 @@ export const FORWARDED_ENV = [
 
 /** The verbs the agent serves. VERSION needs nothing the agent keeps warm. */
 export const FORWARDED_VERBS: ReadonlySet<string> = new Set(["ADD", "DEL", "CHECK", "STATUS", "GC"]);
+
+/**
+ * How long a live agent may take to say "accepted": it does so before any work, but on a loaded 2-core
+ * node its one thread may be busy with other requests' synchronous steps (measured: at 10 concurrent ADDs
+ * with the machine's load near 20, 1 to 5% of requests waited more than 200 ms). A hung agent costs each
+ * request this much before the plugin runs it itself.
+ */
+export const ACCEPT_BUDGET_MS = 500;
+/**
+ * How much longer than the invocation's budget the plugin waits for an agent that accepted: the agent keeps
+ * the same budget (from the plugin's start) and answers with a time-out error by then.
+ */
+export const ANSWER_SLACK_MS = 1000;
+
+/**
+ * Config fields holding paths. A relative one is relative to the runtime's working directory, which the agent
+ * does not share, so such a request is not forwarded.
+ */
+export const PATH_FIELDS = ["dataDir", "logFile", "kubeConfig", "resolvConf"] as const;
+export const ETCD_PATH_FIELDS = ["etcdCertFile", "etcdKeyFile", "etcdTrustedCAFileFile", "etcdTrustedCAFile"] as const;
 
 export const DEFAULT_AGENT_SOCKET = "/run/kube-ipam/agent.sock";
 /** ipam.timeoutSeconds when the config does not set it (config/ipam_config.ts validates it). */

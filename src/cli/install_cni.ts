@@ -6,15 +6,17 @@
 //    plugin runs under the container runtime and never sees the pod's environment) and validates the
 //    result with the plugin's own loader: a broken ConfigMap never reaches the node, and nothing is
 //    written when it is refused.
-// 2. Copies the running executable to DIR/kube-ipam, then the config to CONF-DIR/FILENAME (default: FILE's
+// 2. Copies the running executable (the core) to DIR/kube-ipam-core and the forwarder next to it to
+//    DIR/kube-ipam (src/forwarder/layout.ts), then the config to CONF-DIR/FILENAME (default: FILE's
 //    basename), each atomically: a temporary file in the target directory, chmod, fsync, rename. A runtime
-//    running the plugin at that moment runs the old or the new file, never a partial one; the binary goes
-//    first so that the config never names a plugin that is not there yet.
+//    running the plugin at that moment runs the old or the new file, never a partial one. The core goes
+//    first, so that the forwarder never execs a core that is not there; the executables before the config,
+//    so that the config never names a plugin that is not there yet.
 // 3. With --sleep, sleeps until SIGTERM or SIGINT and exits 0; with --agent, runs the node agent
 //    (`kube-ipam agent`) until then instead: the DaemonSet's main container.
 //
 // Usage errors exit 2 (UsageError); unreadable, invalid or unwritable files exit 1 naming the path.
-import { closeSync, copyFileSync, chmodSync, fsyncSync, openSync, readFileSync, renameSync, statSync, unlinkSync,
+import { closeSync, copyFileSync, chmodSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, statSync, unlinkSync,
   writeFileSync } from "node:fs";
 import { hostname } from "../lib/hostname.ts";
 import { basename, join } from "node:path";
@@ -23,13 +25,13 @@ import { ConfigError, DecodeError } from "../config/errors.ts";
 import { loadIpamConfig } from "../config/ipam_config.ts";
 import { decodeNetworkConfig, selectKubeIpamConfig } from "../config/network_file.ts";
 import { VERSION } from "../version.ts";
+import { CORE_EXECUTABLE, FORWARDER_EXECUTABLE } from "../forwarder/layout.ts";
 import { agentCommand } from "./agent.ts";
 import { type ParsedFlags, UsageError } from "./flags.ts";
 import { isRecord } from "../lib/is_record.ts";
 
 export const INSTALL_CNI_VALUED = ["bin-dir", "conf-dir", "conf", "name", "socket", "metrics-addr"] as const;
 export const INSTALL_CNI_SWITCHES = ["sleep", "agent"] as const;
-export const BINARY_NAME = "kube-ipam";
 
 type Obj = Record<string, unknown>;
 
@@ -92,10 +94,15 @@ export async function installCniCommand(flags: ParsedFlags, io: InstallCniIO = d
   const conf = prepareConfig(confFile, nodeName);
   for (const dir of [binDir, confDir]) requireDirectory(dir);
 
-  const binPath = join(binDir, BINARY_NAME);
-  atomicWrite(binPath, 0o755, (tmp) => copyFileSync(self, tmp), `copy of "${self}"`);
-  const size = statSync(binPath).size;
-  io.print(`Installed ${binPath} (kube-ipam ${VERSION}, ${size} bytes)\n`);
+  const forwarder = join(self, "..", FORWARDER_EXECUTABLE);
+  if (!existsSync(forwarder)) {
+    throw new CniError(ErrorCode.IOFailure, `Cannot install the plugin: "${forwarder}", the forwarder built with "${self}", is missing`, forwarder);
+  }
+  for (const [from, name, what] of [[self, CORE_EXECUTABLE, "core"], [forwarder, FORWARDER_EXECUTABLE, "forwarder"]] as const) {
+    const binPath = join(binDir, name);
+    atomicWrite(binPath, 0o755, (tmp) => copyFileSync(from, tmp), `copy of "${from}"`);
+    io.print(`Installed ${binPath} (kube-ipam ${VERSION} ${what}, ${statSync(binPath).size} bytes)\n`);
+  }
 
   const confPath = join(confDir, name);
   atomicWrite(confPath, 0o644, (tmp) => writeFileSync(tmp, conf.text), "config");

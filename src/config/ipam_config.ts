@@ -37,7 +37,7 @@ export interface IpamConfig {
   readonly nodeName: string;
   /** The budget of one CNI invocation, store and API calls and the agent included (lib/deadline.ts). */
   readonly timeoutSeconds: number;
-  /** The node agent's socket; "" when forwarding is off (see agent/forward.ts). */
+  /** The node agent's socket; "" when forwarding is off (see src/forwarder/). */
   readonly agentSocket: string;
   /** Addresses asked for through args.cni.ips, runtimeConfig.ips and CNI_ARGS IP=. */
   readonly requestedIPs: readonly IP[];

@@ -2,7 +2,7 @@
 // names, ports) and with the plugin's config loader. Runs dist/kube-ipam; no cluster, no image.
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { loadIpamConfig } from "../../src/config/ipam_config.ts";
 import { decodeNetworkConfig, selectKubeIpamConfig } from "../../src/config/network_file.ts";
 import { loadKubeConfig } from "../../src/k8s/kubeconfig.ts";
@@ -451,18 +451,19 @@ describe("Dockerfile", () => {
   const text = readFileSync(join(DEPLOY, "Dockerfile"), "utf8");
   const instructions = text.split("\n").filter((l) => l.trim() !== "" && !l.startsWith("#") && !/^\s/.test(l));
 
-  test("a slim Debian base (a build argument: the tests build on a local one) with dist/kube-ipam where the manifests run it", () => {
+  test("a slim Debian base (a build argument: the tests build on a local one) with both executables side by side where the manifests run them", () => {
     expect(instructions.slice(0, 2)).toEqual([expect.stringMatching(/^ARG BASE=debian:[a-z]+-slim$/), "FROM ${BASE}"]);
     const copy = instructions.filter((l) => l.startsWith("COPY"));
     expect(copy).toHaveLength(1);
-    expect(copy[0]!.split(/\s+/).slice(-2)).toEqual(["dist/kube-ipam", BINARY_IN_IMAGE]);
+    // The forwarder finds the core next to itself (src/forwarder/layout.ts).
+    expect(copy[0]!.split(/\s+/).slice(-3)).toEqual(["dist/kube-ipam", "dist/kube-ipam-core", `${dirname(BINARY_IN_IMAGE)}/`]);
     expect(instructions).toContain(`ENTRYPOINT ["${BINARY_IN_IMAGE}"]`);
     expect(text).toContain(`docker build -f deploy/Dockerfile -t ${IMAGE} .`);
     expect(text).toContain(`org.opencontainers.image.version="${VERSION}"`);
   });
 
-  test("the build context is only the executable", () => {
+  test("the build context is only the two executables", () => {
     const ignore = readFileSync(join(DEPLOY, "Dockerfile.dockerignore"), "utf8").split("\n").filter((l) => l && !l.startsWith("#"));
-    expect(ignore).toEqual(["*", "!dist/kube-ipam"]);
+    expect(ignore).toEqual(["*", "!dist/kube-ipam", "!dist/kube-ipam-core"]);
   });
 });

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import type { TCPSocketListener } from "bun";
 import { INSTALLED_BIN, INSTALLED_CONF, startDaemonSetNode, type DaemonSetNode } from "../support/daemonset_node.ts";
 import { BASE_IMAGE } from "../support/image.ts";
-import { BINARY } from "../support/plugin.ts";
+import { BINARY, CORE_BINARY } from "../support/plugin.ts";
 
 type Any = any;
 
@@ -84,10 +84,11 @@ describe("the DaemonSet's containers, from the image", () => {
     expect(node.cluster.api.requests.slice(before).some((r) => r.startsWith("GET /api/v1/pods"))).toBe(true);
   });
 
-  test("install-cni installs the binary (0755, the same bytes) and the config with this node's name", async () => {
-    const bin = node.host(INSTALLED_BIN);
-    expect(mode(bin)).toBe(0o755);
-    expect(sha256(bin)).toBe(sha256(BINARY));
+  test("install-cni installs both executables (0755, the same bytes) and the config with this node's name", async () => {
+    for (const [installed, built] of [[INSTALLED_BIN, BINARY], [`${INSTALLED_BIN}-core`, CORE_BINARY]] as const) {
+      expect(mode(node.host(installed))).toBe(0o755);
+      expect(sha256(node.host(installed))).toBe(sha256(built));
+    }
     const conf = node.cluster.networkConf;
     expect(JSON.parse(readFileSync(node.host(INSTALLED_CONF), "utf8"))).toEqual({ ...conf, ipam: { ...conf.ipam, nodeName: node.name } });
     expect(mode(node.host(INSTALLED_CONF))).toBe(0o644);
@@ -162,7 +163,7 @@ for (const agent of ["running", "stopped"] as const) {
         await node.podman.ok(["stop", name]);
         expect((await node.podman.ok(["inspect", "--format", "{{.State.ExitCode}}", name])).trim()).toBe("0");
         expect(existsSync(node.host("/run/kube-ipam/agent.sock"))).toBe(false);
-        expect([readdirSync(node.host("/opt/cni/bin")), readdirSync(node.host("/etc/cni/net.d"))]).toEqual([["kube-ipam"], ["10-kube-ipam.conf"]]);
+        expect([readdirSync(node.host("/opt/cni/bin")), readdirSync(node.host("/etc/cni/net.d"))]).toEqual([["kube-ipam", "kube-ipam-core"], ["10-kube-ipam.conf"]]);
       }, 60_000);
     }
 

@@ -3,7 +3,7 @@
 import { describe, expect, test } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { ACCEPT_BUDGET_MS } from "../../src/agent/forward.ts";
+import { ACCEPT_BUDGET_MS } from "../../src/agent/protocol.ts";
 import { type Agent, metricValue, startAgent } from "../support/agent.ts";
 import { eventually } from "../support/eventually.ts";
 import { etcdNetConf, fileNetConf, listAllocations, runPlugin } from "../support/plugin.ts";

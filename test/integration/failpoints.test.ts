@@ -3,11 +3,11 @@
 // address, DEL releases it, and no address is ever held twice. The release build ignores the failpoints.
 import { beforeAll, describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync, utimesSync, writeFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { startAgent } from "../support/agent.ts";
 import { useCluster } from "../support/fixtures.ts";
 import { makePod, makeStatefulSet } from "../support/k8s_api.ts";
-import { BINARY, etcdNetConf, fileNetConf, listAllocations, runPlugin } from "../support/plugin.ts";
+import { BINARY, CORE_BINARY, etcdNetConf, fileNetConf, listAllocations, runPlugin } from "../support/plugin.ts";
 
 const env = useCluster({ kubeApi: true });
 let testBuild: string;
@@ -192,10 +192,21 @@ describe("crash points, the embedded store's two-step claim", () => {
 describe("the release build", () => {
   test("ignores the failpoint environment and does not contain it", async () => {
     const conf = fileNetConf(join(env.dir.path, "release"), { agentSocket: "" });
-    const all = "claim.committed,release.committed,file.claim.unlinked,plugin.forwarded";
+    const all = "claim.committed,release.committed,file.claim.unlinked,plugin.forwarded,add.prepared";
     expect((await runPlugin(conf, { command: "ADD", containerID: "r1", env: { KUBE_IPAM_FAILPOINTS: all } }, BINARY)).exitCode).toBe(0);
     expect((await runPlugin(conf, { command: "DEL", containerID: "r1", env: { KUBE_IPAM_FAILPOINTS: all } }, BINARY)).exitCode).toBe(0);
-    expect(readFileSync(BINARY).includes("KUBE_IPAM_FAILPOINTS")).toBe(false);
-    expect(readFileSync(testBuild).includes("KUBE_IPAM_FAILPOINTS")).toBe(true);
+    // And through the agent, past the forwarder's point and the agent's.
+    const agent = await startAgent(join(env.dir.path, "release-agent"), { env: { KUBE_IPAM_FAILPOINTS: `${all},agent.accepted` } });
+    try {
+      const viaAgent = { ...conf, ipam: { ...conf.ipam, agentSocket: agent.socket } };
+      expect((await runPlugin(viaAgent, { command: "ADD", containerID: "r2", env: { KUBE_IPAM_FAILPOINTS: all } }, BINARY)).exitCode).toBe(0);
+      expect((await runPlugin(viaAgent, { command: "DEL", containerID: "r2", env: { KUBE_IPAM_FAILPOINTS: all } }, BINARY)).exitCode).toBe(0);
+      expect([await agent.served("ADD"), await agent.served("DEL")]).toEqual([1, 1]);
+    } finally {
+      await agent.stop();
+    }
+    // Both executables: the forwarder (C, compiled with or without its failpoint) and the core.
+    for (const release of [BINARY, CORE_BINARY]) expect(readFileSync(release).includes("KUBE_IPAM_FAILPOINTS")).toBe(false);
+    for (const test of [testBuild, join(dirname(testBuild), "kube-ipam-core")]) expect(readFileSync(test).includes("KUBE_IPAM_FAILPOINTS")).toBe(true);
   }, 30_000);
 });

@@ -3,7 +3,7 @@
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { chmodSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { BINARY, fileNetConf, runCli, runPlugin, tempDir } from "../support/plugin.ts";
+import { BINARY, CORE_BINARY, fileNetConf, runCli, runPlugin, tempDir } from "../support/plugin.ts";
 
 const VERSION: string = JSON.parse(readFileSync(resolve(import.meta.dir, "../../package.json"), "utf8")).version;
 const USAGE_HINT = 'Run "kube-ipam help" for usage.\n';
@@ -40,16 +40,19 @@ function written(): string[] {
 const readJSON = (path: string) => JSON.parse(readFileSync(path, "utf8"));
 
 describe("install", () => {
-  test("copies the binary (0755, runs) and the config with ipam.nodeName from KUBE_IPAM_NODE_NAME", async () => {
+  test("copies the forwarder and the core (0755, they run) and the config with ipam.nodeName from KUBE_IPAM_NODE_NAME", async () => {
     const source = fileNetConf(dir.path);
     const file = writeSource("10-kube-ipam.conf", source);
     const r = await install(["--conf", file], "node-a");
     expect({ exitCode: r.exitCode, stderr: r.stderr }).toEqual({ exitCode: 0, stderr: "" });
-    expect(written()).toEqual(["bin/kube-ipam", "net.d/10-kube-ipam.conf"]);
+    expect(written()).toEqual(["bin/kube-ipam", "bin/kube-ipam-core", "net.d/10-kube-ipam.conf"]);
 
     const bin = join(binDir, "kube-ipam");
-    expect(statSync(bin).mode & 0o777).toBe(0o755);
-    expect(statSync(bin).size).toBe(statSync(BINARY).size);
+    const core = join(binDir, "kube-ipam-core");
+    for (const [installed, built] of [[bin, BINARY], [core, CORE_BINARY]] as const) {
+      expect(statSync(installed).mode & 0o777).toBe(0o755);
+      expect(readFileSync(installed).equals(readFileSync(built))).toBe(true);
+    }
     const version = Bun.spawnSync([bin, "version"]);
     expect(version.exitCode).toBe(0);
     expect(version.stdout.toString()).toBe(`kube-ipam ${VERSION}\n`);
@@ -57,7 +60,8 @@ describe("install", () => {
     const installed = readJSON(join(confDir, "10-kube-ipam.conf"));
     expect(installed).toEqual({ ...source, ipam: { ...source.ipam, nodeName: "node-a" } });
     expect(statSync(join(confDir, "10-kube-ipam.conf")).mode & 0o777).toBe(0o644);
-    expect(r.stdout).toContain(`Installed ${bin} (kube-ipam ${VERSION}, `);
+    expect(r.stdout).toContain(`Installed ${core} (kube-ipam ${VERSION} core, `);
+    expect(r.stdout).toContain(`Installed ${bin} (kube-ipam ${VERSION} forwarder, `);
     expect(r.stdout).toContain(`Installed ${join(confDir, "10-kube-ipam.conf")} (network "testnet", ipam.nodeName "node-a") from ${file}`);
   });
 
@@ -95,7 +99,7 @@ describe("install", () => {
     const file = writeSource("chain.conflist", conflist);
     const r = await install(["--conf", file, "--name", "05-chain.conflist"], "node-c");
     expect(r.exitCode).toBe(0);
-    expect(written()).toEqual(["bin/kube-ipam", "net.d/05-chain.conflist"]);
+    expect(written()).toEqual(["bin/kube-ipam", "bin/kube-ipam-core", "net.d/05-chain.conflist"]);
     const installed = readJSON(join(confDir, "05-chain.conflist"));
     expect(installed.plugins[0].ipam.nodeName).toBe("node-c");
     expect(installed.plugins[1]).toEqual(conflist.plugins[1]);
@@ -110,17 +114,17 @@ describe("install", () => {
     expect(r.stdout).toContain('ipam.nodeName "node-d" (replacing "copied-from-elsewhere")');
   });
 
-  test("an upgrade replaces both files by rename and leaves no temporary file", async () => {
+  test("an upgrade replaces all three files by rename and leaves no temporary file", async () => {
     const file = writeSource("10-kube-ipam.conf", fileNetConf(dir.path));
     expect((await install(["--conf", file], "node-e")).exitCode).toBe(0);
-    const before = [statSync(join(binDir, "kube-ipam")).ino, statSync(join(confDir, "10-kube-ipam.conf")).ino];
+    const files = [join(binDir, "kube-ipam"), join(binDir, "kube-ipam-core"), join(confDir, "10-kube-ipam.conf")];
+    const before = files.map((f) => statSync(f).ino);
     writeFileSync(file, JSON.stringify(fileNetConf(dir.path, { subnet: "10.11.0.0/24" })));
     expect((await install(["--conf", file], "node-e")).exitCode).toBe(0);
-    const after = [statSync(join(binDir, "kube-ipam")).ino, statSync(join(confDir, "10-kube-ipam.conf")).ino];
-    expect(after[0]).not.toBe(before[0]);
-    expect(after[1]).not.toBe(before[1]);
+    const after = files.map((f) => statSync(f).ino);
+    for (const [i, ino] of after.entries()) expect(ino).not.toBe(before[i]);
     expect(readJSON(join(confDir, "10-kube-ipam.conf")).ipam.subnet).toBe("10.11.0.0/24");
-    expect(written()).toEqual(["bin/kube-ipam", "net.d/10-kube-ipam.conf"]);
+    expect(written()).toEqual(["bin/kube-ipam", "bin/kube-ipam-core", "net.d/10-kube-ipam.conf"]);
   });
 });
 
@@ -151,7 +155,7 @@ describe("a config the plugin would refuse is never installed", () => {
     expect(r.exitCode).toBe(1);
     expect(r.stderr).toContain("rangeEnd");
     expect(readFileSync(join(confDir, "10-kube-ipam.conf"), "utf8")).toBe(before);
-    expect(written()).toEqual(["bin/kube-ipam", "net.d/10-kube-ipam.conf"]);
+    expect(written()).toEqual(["bin/kube-ipam", "bin/kube-ipam-core", "net.d/10-kube-ipam.conf"]);
   });
 });
 
@@ -228,7 +232,7 @@ describe("--sleep", () => {
       out += decoder.decode(value, { stream: true });
     }
     expect(out).toContain("Sleeping until terminated\n");
-    expect(written()).toEqual(["bin/kube-ipam", "net.d/10-kube-ipam.conf"]);
+    expect(written()).toEqual(["bin/kube-ipam", "bin/kube-ipam-core", "net.d/10-kube-ipam.conf"]);
     await Bun.sleep(300);
     expect(proc.exitCode).toBeNull(); // still sleeping
     proc.kill(signal);

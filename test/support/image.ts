@@ -9,7 +9,7 @@ import { createHash } from "node:crypto";
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { BINARY } from "./plugin.ts";
+import { BINARY, CORE_BINARY } from "./plugin.ts";
 import type { Podman } from "./podman.ts";
 
 export const DOCKERFILE = resolve(import.meta.dir, "../../deploy/Dockerfile");
@@ -56,8 +56,8 @@ export interface BuiltImage {
 }
 
 /**
- * `podman build -f deploy/Dockerfile --build-arg BASE=<base>` on a context holding BINARY as dist/kube-ipam
- * (what the Dockerfile copies), tagged `name`.
+ * `podman build -f deploy/Dockerfile --build-arg BASE=<base>` on a context holding BINARY and CORE_BINARY as
+ * dist/kube-ipam and dist/kube-ipam-core (what the Dockerfile copies), tagged `name`.
  */
 export async function buildImage(podman: Podman, name: string): Promise<BuiltImage> {
   const base = await ensureBaseImage(podman);
@@ -65,6 +65,7 @@ export async function buildImage(podman: Podman, name: string): Promise<BuiltIma
   try {
     mkdirSync(join(context, "dist"));
     copyFileSync(BINARY, join(context, "dist", "kube-ipam"));
+    copyFileSync(CORE_BINARY, join(context, "dist", "kube-ipam-core"));
     await podman.ok(["build", "--quiet", "--pull=never", "-f", DOCKERFILE, "--build-arg", `BASE=${base}`, "-t", name, context]);
   } finally {
     rmSync(context, { recursive: true, force: true });

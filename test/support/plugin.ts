@@ -2,10 +2,12 @@
 // one JSON document back on stdout.
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 
 // KUBE_IPAM_BINARY lets a run test a binary built elsewhere (OUT=... npm run build).
+// BINARY is the forwarder the runtime runs; CORE_BINARY the Bun-compiled core next to it (src/forwarder/layout.ts).
 export const BINARY = process.env.KUBE_IPAM_BINARY ?? resolve(import.meta.dir, "../../dist/kube-ipam");
+export const CORE_BINARY = join(dirname(BINARY), "kube-ipam-core");
 export const CNI_BIN_DIR = "/usr/lib/cni";
 
 export interface CniCall {
