@@ -51,9 +51,9 @@ static int in_list(const char *const *list, const char *s) {
   return 0;
 }
 
-static int index_in(const char *const *list, const char *s) {
+static int index_in(const char *const *list, const struct buf *key) {
   for (int i = 0; list[i]; i++)
-    if (strcmp(list[i], s) == 0) return i;
+    if (json_key_is(key, list[i])) return i;
   return -1;
 }
 
@@ -142,12 +142,13 @@ _Noreturn static void run_core(char **argv, const struct buf *stdin_bytes, const
   buf_puts(&core, CORE_EXECUTABLE);
 
   if (stdin_bytes && stdin_from(stdin_bytes)) cannot_run_core(core.p, "cannot hand it the network config (no memfd, no pipe)");
-  if (started_at) {
-    char at[32];
-    snprintf(at, sizeof at, "%lld", (long long)started_at);
-    setenv(STARTED_AT_ENV, at, 1);
-  }
+  /* Set or cleared: a value the runtime's environment happened to carry must not pass for ours. */
+  char at[32];
+  snprintf(at, sizeof at, "%lld", (long long)started_at);
+  if (started_at) setenv(STARTED_AT_ENV, at, 1);
+  else unsetenv(STARTED_AT_ENV);
   if (reason) setenv(AGENT_FALLBACK_ENV, reason, 1);
+  else unsetenv(AGENT_FALLBACK_ENV);
   execv(core.p, argv);
   cannot_run_core(core.p, strerror(errno));
 }
@@ -198,7 +199,7 @@ static int scan_etcd(struct json *j, struct ipam_fields *f, struct buf *key, str
   json_object_begin(j);
   int first = 1, more;
   while ((more = json_object_next(j, &first, key)) == 1) {
-    int k = index_in(etcd_path_fields, key->p);
+    int k = index_in(etcd_path_fields, key);
     if (k < 0) {
       if (json_skip(j)) return -1;
     } else if ((f->etcd_relative[k] = relative_path_at(j, tmp)) < 0) {
@@ -216,18 +217,18 @@ static int scan_ipam(struct json *j, struct ipam_fields *f, struct buf *key, str
   json_object_begin(j);
   int first = 1, more;
   while ((more = json_object_next(j, &first, key)) == 1) {
-    int k = index_in(path_fields, key->p);
+    int k = index_in(path_fields, key);
     int err = 0;
     if (k >= 0) {
       err = (f->relative[k] = relative_path_at(j, tmp)) < 0;
-    } else if (strcmp(key->p, "agentSocket") == 0) {
+    } else if (json_key_is(key, "agentSocket")) {
       f->socket_is = json_peek(j) == '"' ? 1 : 2;
       err = f->socket_is == 1 ? json_string(j, &f->socket) : json_skip(j);
-    } else if (strcmp(key->p, "timeoutSeconds") == 0) {
+    } else if (json_key_is(key, "timeoutSeconds")) {
       int c = json_peek(j);
       f->timeout_seconds = 0;
       err = (c == '-' || (c >= '0' && c <= '9')) ? json_number(j, &f->timeout_seconds) : json_skip(j);
-    } else if (strcmp(key->p, "etcdConfig") == 0) {
+    } else if (json_key_is(key, "etcdConfig")) {
       err = scan_etcd(j, f, key, tmp);
     } else {
       err = json_skip(j);
@@ -247,11 +248,11 @@ static int target_for(const struct buf *in, struct buf *socket, int64_t *budget_
   int first = 1, more;
   while ((more = json_object_next(&j, &first, &key)) == 1) {
     int err;
-    if (strcmp(key.p, "ipam") == 0 && json_peek(&j) == '{') {
+    if (json_key_is(&key, "ipam") && json_peek(&j) == '{') {
       ipam_is_object = 1;
       err = scan_ipam(&j, &f, &key, &tmp);
     } else {
-      if (strcmp(key.p, "ipam") == 0) ipam_is_object = 0;
+      if (json_key_is(&key, "ipam")) ipam_is_object = 0;
       err = json_skip(&j);
     }
     if (err) return 0;
@@ -325,16 +326,16 @@ static void decode_reply(const char *s, size_t n, struct reply *r, struct buf *k
   int first = 1, more;
   while ((more = json_object_next(&j, &first, key)) == 1) {
     int c = json_peek(&j), err;
-    if (strcmp(key->p, "accepted") == 0) {
+    if (json_key_is(key, "accepted")) {
       accepted = c == 't';
       err = accepted ? json_literal(&j, "true") : json_skip(&j);
-    } else if (strcmp(key->p, "refused") == 0) {
+    } else if (json_key_is(key, "refused")) {
       has_refused = c == '"';
       err = has_refused ? json_string(&j, &refused) : json_skip(&j);
-    } else if (strcmp(key->p, "stdout") == 0) {
+    } else if (json_key_is(key, "stdout")) {
       has_stdout = c == '"';
       err = has_stdout ? json_string(&j, &r->text) : json_skip(&j);
-    } else if (strcmp(key->p, "exitCode") == 0) {
+    } else if (json_key_is(key, "exitCode")) {
       has_code = c == '-' || (c >= '0' && c <= '9');
       err = has_code ? json_number(&j, &code) : json_skip(&j);
     } else {

@@ -170,13 +170,16 @@ static int number_span(struct json *j, const char **start) {
 int json_number(struct json *j, double *out) {
   const char *start;
   if (number_span(j, &start)) return -1;
-  char tmp[64];
-  size_t n = (size_t)(j->p - start);
-  if (n >= sizeof tmp) n = sizeof tmp - 1; /* digits past 63 do not change what a timeout means */
-  memcpy(tmp, start, n);
-  tmp[n] = 0;
-  *out = strtod(tmp, NULL);
+  struct buf tmp = {0}; /* strtod needs the terminator the text does not have */
+  buf_put(&tmp, start, (size_t)(j->p - start));
+  *out = strtod(tmp.p, NULL);
+  free(tmp.p);
   return 0;
+}
+
+int json_key_is(const struct buf *key, const char *name) {
+  size_t n = strlen(name);
+  return key->len == n && memcmp(key->p, name, n) == 0;
 }
 
 int json_literal(struct json *j, const char *word) {

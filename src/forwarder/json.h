@@ -39,6 +39,10 @@ int json_literal(struct json *j, const char *word);
 int json_object_begin(struct json *j);
 int json_object_next(struct json *j, int *first, struct buf *key);
 
+/* Whether a decoded key is `name`: all of it, so that a key holding \u0000 matches no name (as in JSON.parse,
+ * where "a\u0000b" is not "a"). */
+int json_key_is(const struct buf *key, const char *name);
+
 /* Whether the bytes are well-formed UTF-8 (no overlong forms, no surrogates), as a JSON text must be. */
 int utf8_valid(const char *s, size_t n);
 /* Appends s (well-formed UTF-8, see utf8_valid) as a JSON string in pure ASCII: every character outside
