@@ -52,7 +52,7 @@ export class WarmResources implements Resources {
   async store(config: StoreConfig): Promise<StoreLease> {
     const key = JSON.stringify(config);
     const files = config.kind === "etcd" ? [config.certFile, config.keyFile, config.caFile] : [];
-    const store = await this.#cached(this.#stores, key, stamp(files), () => openStore(config), (s) => s.close());
+    const store = await this.#cached(this.#stores, key, stamp(files), () => openStore(config, { heldViews: true }), (s) => s.close());
     return { store, done: () => Promise.resolve() };
   }
 

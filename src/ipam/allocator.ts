@@ -3,6 +3,7 @@
 // by batched counts that cross the rest of a dense run, so the cost of a claim stays a few cheap
 // round trips however full the pool is. Claims are compare-and-put; a lost race moves on.
 import { formatIP, type IP, tryParseIP } from "../ip/address.ts";
+import type { FreeAddressFinder } from "../ip/held_index.ts";
 import { IntervalSet } from "../ip/interval_set.ts";
 import { isInfrastructure, type Range } from "../ip/range.ts";
 import { roundRobinSegments, type Segment } from "../ip/range_iter.ts";
@@ -116,6 +117,30 @@ export async function* freeAddresses(store: NetworkStore, pool: Pool, cursor: IP
   }
 }
 
+interface Candidate {
+  readonly value: bigint;
+  readonly range: Range;
+}
+
+function nextAllowedIn(pool: Pool, seg: Segment, family: 4 | 6): Candidate | undefined {
+  const value = nextAllowed(pool, seg, family, seg.from);
+  return value === undefined ? undefined : { value, range: seg.range };
+}
+
+/** The first address in round-robin order that the pool hands out and `view` says is free. */
+function firstFreeInView(view: FreeAddressFinder, pool: Pool, segments: readonly Segment[], family: 4 | 6): Candidate | undefined {
+  for (const seg of segments) {
+    let c: bigint | undefined = seg.from;
+    while (c !== undefined) {
+      const allowed = nextAllowed(pool, seg, family, c);
+      if (allowed === undefined) break;
+      c = view.nextFree(family, allowed, seg.to);
+      if (c === allowed) return { value: c, range: seg.range };
+    }
+  }
+  return undefined;
+}
+
 /** FNV-1a: a stable, well-spread number from a node name. */
 function hashName(name: string): bigint {
   let h = 0xcbf29ce484222325n;
@@ -180,19 +205,25 @@ export async function allocateDynamic(
     return { lost: outcome };
   }
 
-  // Where a lost claim costs no more than a read (etcd: one transaction either way), the first
-  // candidate is claimed before anything is read, with the reads done by the same transaction only if
-  // the claim is lost: the first window, and the counts that would follow if that window is all held
-  // (a guess lost in a full part of the pool then costs no extra round trip). In round-robin order the
-  // address after the cursor is usually free, so an ADD saves a round trip.
+  // The first candidate is claimed before anything is read where that is cheap. Where a lost claim costs
+  // no more than a read (etcd: one transaction either way), the reads are done by the same transaction
+  // only if the claim is lost: the first window, and the counts that would follow if that window is all
+  // held (a guess lost in a full part of the pool then costs no extra round trip). In round-robin order
+  // the address after the cursor is usually free, so an ADD saves a round trip. Where the store keeps a
+  // view of what is held (the node agent), the candidate is the first address the view says is free, so
+  // that an ADD into a dense part of the pool costs no more than one into an empty pool.
   let first: FirstReads | undefined;
   const family = rangeSetFamily(pool.set);
-  const seg = store.claimBeforeRead ? roundRobinSegments(pool.set, cursor)[0] : undefined;
-  const guess = seg && nextAllowed(pool, seg, family, seg.from);
-  if (seg && guess !== undefined) {
+  const segments = roundRobinSegments(pool.set, cursor);
+  const seen = store.heldView?.();
+  const seg = store.claimBeforeRead || seen ? segments[0] : undefined;
+  const candidate = seen ? firstFreeInView(seen, pool, segments, family)
+    : seg && nextAllowedIn(pool, seg, family);
+  if (seg && candidate) {
     const countsFrom = seg.from + WINDOW_N;
-    const r = await claim({ family, value: guess }, seg.range, { family, from: seg.from, to: seg.to, limit: WINDOW },
-      countsFrom <= seg.to ? { family, from: countsFrom, to: seg.to, size: WINDOW_N, blocks: BLOCKS } : undefined);
+    const r = await claim({ family, value: candidate.value }, candidate.range,
+      store.claimBeforeRead ? { family, from: seg.from, to: seg.to, limit: WINDOW } : undefined,
+      store.claimBeforeRead && countsFrom <= seg.to ? { family, from: countsFrom, to: seg.to, size: WINDOW_N, blocks: BLOCKS } : undefined);
     if (r.won) return r.won;
     const { window, counts } = r.lost;
     first = window && { window, counts: counts && { from: countsFrom, counts } };

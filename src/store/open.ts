@@ -3,8 +3,13 @@ import type { StoreConfig } from "../config/store_config.ts";
 import { FileStore } from "./file/file_store.ts";
 import type { Store } from "./store.ts";
 
-export async function openStore(config: StoreConfig): Promise<Store> {
+export interface OpenOptions {
+  /** For a long-lived process (the node agent): keep views of what is held (NetworkStore.heldView). */
+  readonly heldViews?: boolean;
+}
+
+export async function openStore(config: StoreConfig, options: OpenOptions = {}): Promise<Store> {
   if (config.kind === "file") return new FileStore(config.dataDir);
   const { EtcdStore } = await import("./etcd/etcd_store.ts");
-  return EtcdStore.open(config);
+  return EtcdStore.open(config, options);
 }

@@ -1,6 +1,7 @@
 // Everything the plugin, the CLI and the controller need from storage. Both the embedded file
 // store and the etcd store implement it; the allocation logic never knows which one it has.
 import type { IP } from "../ip/address.ts";
+import type { FreeAddressFinder } from "../ip/held_index.ts";
 
 /**
  * dynamic: picked from the pool; requested: asked for by the runtime (CNI_ARGS IP, args, runtimeConfig);
@@ -119,6 +120,12 @@ export interface NetworkStore {
    * claim writes and fsyncs a record.
    */
   readonly claimBeforeRead: boolean;
+  /**
+   * What this process last saw held in the pool, where it keeps such a view (the node agent: an etcd watch,
+   * the embedded store's listing of the last second); undefined otherwise. Possibly stale, so it only picks
+   * the address to claim first: the claim decides, and a lost one falls back to reading the store.
+   */
+  heldView?(): FreeAddressFinder | undefined;
   /** Takes `ip` for `record` if nobody holds it, atomically. A lost race is `claimed: false`, not an error. */
   claim(ip: IP, record: Allocation, opts?: ClaimOptions): Promise<ClaimOutcome>;
   /**

@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { type Family, formatIP, type IP, parseIP } from "../../src/ip/address.ts";
+import { type FreeAddressFinder, HeldIndex } from "../../src/ip/held_index.ts";
 import { IntervalSet, tryParseInterval } from "../../src/ip/interval_set.ts";
 import { canonicalizeRange, type RawRange } from "../../src/ip/range.ts";
 import { type RangeSet, rangeSetKey } from "../../src/ip/range_set.ts";
@@ -31,6 +32,13 @@ class FakeStore implements ScanStore {
   constructor(held: string[] = [], cursor?: { node: string; ip: string }) {
     for (const ip of held) this.held.set(formatIP(parseIP(ip)), record(ip, "other"));
     if (cursor) this.cursors.set(cursor.node, parseIP(cursor.ip));
+  }
+
+  /** What the store's process last saw held (the node agent's view), when set. */
+  view: HeldIndex | undefined;
+
+  heldView(): FreeAddressFinder | undefined {
+    return this.view;
   }
 
   /** Set: answer for this many addresses at a time, as the file store's probes do; else as etcd, up to `limit` held. */
@@ -359,6 +367,51 @@ describe("allocateDynamic", () => {
       const store = new FakeStore(held, { node: "node-a", ip: "10.0.0.3" });
       store.claimBeforeRead = true;
       await expect(allocate(store, pool([{ subnet: "10.0.0.0/29" }]), rec)).rejects.toBeInstanceOf(PoolExhaustedError);
+    });
+  });
+
+  describe("a store that keeps a view of what is held (the node agent)", () => {
+    /** A view that saw `ips` held. */
+    const viewOf = (ips: readonly string[]) => new HeldIndex(ips.map(parseIP));
+    const dense = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => `10.0.0.${from + i}`);
+
+    for (const claimBeforeRead of [false, true]) {
+      const kind = claimBeforeRead ? "etcd" : "embedded store";
+      test(`${kind}: in a dense pool the view's first free address is claimed at once, with no read`, async () => {
+        const held = dense(2, 249); // only .250 to .254 free
+        const store = new FakeStore(held, { node: "node-a", ip: "10.0.0.1" });
+        store.claimBeforeRead = claimBeforeRead;
+        store.view = viewOf(held);
+        const { allocation } = await allocate(store, pool([{ subnet: "10.0.0.0/24" }]), rec);
+        expect(allocation.ip).toBe("10.0.0.250");
+        expect([store.reads, store.counts, store.readsOnLoss]).toEqual([[], [], []]);
+        expect(formatIP(store.cursors.get("node-a")!)).toBe("10.0.0.250");
+      });
+
+      test(`${kind}: a stale view (an address taken since) costs a lost claim, then the store's reads find the next`, async () => {
+        const held = dense(2, 249);
+        const store = new FakeStore([...held, "10.0.0.250"], { node: "node-a", ip: "10.0.0.1" });
+        store.claimBeforeRead = claimBeforeRead;
+        store.view = viewOf(held); // has not seen .250 taken
+        const { allocation } = await allocate(store, pool([{ subnet: "10.0.0.0/24" }]), rec, () => 0);
+        expect(allocation.ip).toBe("10.0.0.251");
+      });
+
+      test(`${kind}: a view that saw every address held is not believed: the store's reads find the one freed since`, async () => {
+        const store = new FakeStore(dense(2, 253), { node: "node-a", ip: "10.0.0.1" });
+        store.claimBeforeRead = claimBeforeRead;
+        store.view = viewOf(dense(1, 254));
+        expect((await allocate(store, pool([{ subnet: "10.0.0.0/24" }]), rec)).allocation.ip).toBe("10.0.0.254");
+      });
+    }
+
+    test("the view's candidate is one the pool hands out: excluded addresses and the gateway are skipped, in round-robin order", async () => {
+      const store = new FakeStore(["10.0.0.13"], { node: "node-a", ip: "10.0.0.12" });
+      store.view = viewOf(["10.0.0.13"]);
+      const p = pool([{ subnet: "10.0.0.0/28" }], ["10.0.0.14", "10.0.0.2-10.0.0.4"]);
+      // After .12: .13 held, .14 excluded, end of range; wrap: .1 the gateway, .2-.4 excluded.
+      expect((await allocate(store, p, rec)).allocation.ip).toBe("10.0.0.5");
+      expect(store.reads).toEqual([]);
     });
   });
 

@@ -13,6 +13,8 @@ import { createRevision, del, EtcdClient, get, type KeyValue, modRevision, prefi
 import { NetworkKeys, networksPrefix, reservationKey } from "./keys.ts";
 import { type HeldLock, LegacyV02Keys, takeLock, usedDelete, usedEntries, usedWrites } from "./legacy_v02.ts";
 import { EtcdLeaderElection } from "./leader.ts";
+import { HeldMirror } from "./held_mirror.ts";
+import type { FreeAddressFinder } from "../../ip/held_index.ts";
 
 // The revision at which each record handed out by this store was read: compare-and-swap compares on
 // it, so a record is matched exactly as stored, whatever fields a newer version may have added.
@@ -79,11 +81,19 @@ class EtcdNetworkStore implements NetworkStore {
   /** kube-ipam v0.2's layout, honoured and written too (ipam.etcdConfig.legacyV02). */
   readonly #v02: LegacyV02Keys | undefined;
 
-  constructor(etcd: EtcdClient, prefix: string, readonly network: string, legacyV02 = false) {
+  /** The node agent's view of what is held (EtcdStore.open's `heldViews`). */
+  readonly #mirror: HeldMirror | undefined;
+
+  constructor(etcd: EtcdClient, prefix: string, readonly network: string, legacyV02 = false, mirror?: (keys: NetworkKeys) => HeldMirror) {
     this.#etcd = etcd;
     this.#prefix = prefix;
     this.#keys = new NetworkKeys(prefix, network);
     this.#v02 = legacyV02 ? new LegacyV02Keys(network) : undefined;
+    this.#mirror = mirror?.(this.#keys);
+  }
+
+  heldView(): FreeAddressFinder | undefined {
+    return this.#mirror?.view();
   }
 
   /** One transaction of reads: the owner index, the reservations and this node's cursors. */
@@ -153,6 +163,13 @@ class EtcdNetworkStore implements NetworkStore {
   }
 
   async #claim(ip: IP, record: Allocation, opts?: ClaimOptions, v02Lock?: HeldLock): Promise<ClaimOutcome> {
+    const outcome = await this.#claimOnce(ip, record, opts, v02Lock);
+    // Won or lost, the address is held now: the view learns it before the watch says so.
+    this.#mirror?.noteHeld(ip.family, ip.value);
+    return outcome;
+  }
+
+  async #claimOnce(ip: IP, record: Allocation, opts?: ClaimOptions, v02Lock?: HeldLock): Promise<ClaimOutcome> {
     const key = this.#keys.ip(ip);
     const writes = this.#holderWrites(ip, record);
     if (opts?.cursorKey) writes.push(put(this.#keys.cursor(record.node, opts.cursorKey), ipToHex(ip)));
@@ -362,23 +379,34 @@ class EtcdNetworkStore implements NetworkStore {
   }
 }
 
+export interface EtcdStoreOptions {
+  /**
+   * Keep a view of each network's held addresses, listed once and then watched (held_mirror.ts), from which
+   * ADDs pick the address to claim: for a long-lived process (the node agent), not a plugin run once.
+   */
+  readonly heldViews?: boolean;
+}
+
 export class EtcdStore implements Store {
   readonly location: string;
   readonly #etcd: EtcdClient;
+  /** One per network, started by the first request for it (heldViews only). */
+  readonly #mirrors: Map<string, HeldMirror> | undefined;
 
-  private constructor(etcd: EtcdClient, readonly prefix: string, readonly legacyV02 = false) {
+  private constructor(etcd: EtcdClient, readonly prefix: string, readonly legacyV02 = false, options: EtcdStoreOptions = {}) {
     this.#etcd = etcd;
     this.location = `etcd ${etcd.endpoints.join(",")} (prefix "${prefix}")`;
+    this.#mirrors = options.heldViews ? new Map() : undefined;
   }
 
-  static async open(config: EtcdStoreConfig): Promise<EtcdStore> {
+  static async open(config: EtcdStoreConfig, options: EtcdStoreOptions = {}): Promise<EtcdStore> {
     const etcd = await EtcdClient.create({
       endpoints: config.endpoints,
       certFile: config.certFile,
       keyFile: config.keyFile,
       caFile: config.caFile,
     });
-    return new EtcdStore(etcd, config.prefix, config.legacyV02 === true);
+    return new EtcdStore(etcd, config.prefix, config.legacyV02 === true, options);
   }
 
   get retries(): number {
@@ -421,7 +449,13 @@ export class EtcdStore implements Store {
   }
 
   network(name: string): NetworkStore {
-    return new EtcdNetworkStore(this.#etcd, this.prefix, name, this.legacyV02);
+    const mirrors = this.#mirrors;
+    const mirror = mirrors && ((keys: NetworkKeys) => {
+      let m = mirrors.get(name);
+      if (!m) mirrors.set(name, m = new HeldMirror(this.#etcd, keys));
+      return m;
+    });
+    return new EtcdNetworkStore(this.#etcd, this.prefix, name, this.legacyV02, mirror);
   }
 
   async networks(): Promise<string[]> {
@@ -457,6 +491,8 @@ export class EtcdStore implements Store {
   }
 
   close(): Promise<void> {
+    for (const m of this.#mirrors?.values() ?? []) m.stop();
+    this.#mirrors?.clear();
     return Promise.resolve();
   }
 }

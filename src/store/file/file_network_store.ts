@@ -3,27 +3,17 @@ import { closeSync, constants, existsSync, ftruncateSync, linkSync, mkdirSync, r
   writeSync } from "node:fs";
 import { joinPath } from "../../lib/path.ts";
 import { type IP, ipFromHex, ipToHex, tryParseIP } from "../../ip/address.ts";
+import type { FreeAddressFinder } from "../../ip/held_index.ts";
 import { encodeRecord, identical } from "../record.ts";
 import { type AddSnapshot, type Allocation, type ClaimOptions, type ClaimOutcome, type HeldWindow, type NetworkStore, type Owner,
   type Reservation, sameOwner, StoreError } from "../store.ts";
 import { withFileLock } from "./flock.ts";
+import { HeldNames, type NamesByFamily, rank } from "./held_names.ts";
 import { code, inode, ioError, linkMakingDir, listDir, openMakingDir, readRecord, removeFile, tolerateMissing, writeNew, writeTmp } from "./fs_ops.ts";
 import { failpoint } from "../../lib/failpoint.ts";
 
 /** How many addresses one heldBetween probes. */
 const PROBE = 8n;
-
-/** How many of the sorted `names` come before `name` (or, `inclusive`, are at most `name`). */
-function rank(names: readonly string[], name: string, inclusive: boolean): number {
-  let lo = 0;
-  let hi = names.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (names[mid]! < name || (inclusive && names[mid] === name)) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
 
 /** Debris (tmp files, owner entries of claims that never completed) is removed only when this old. */
 const DEBRIS_AGE_MS = 60_000;
@@ -44,8 +34,12 @@ export class FileNetworkStore implements NetworkStore {
   readonly #cursors: string;
   readonly #tmp: string;
 
-  constructor(store: ReservationSource, readonly network: string) {
+  /** What this process last saw held (shared by the FileStore across requests): the agent's view. */
+  readonly #seen: HeldNames;
+
+  constructor(store: ReservationSource, readonly network: string, seen = new HeldNames()) {
     this.#store = store;
+    this.#seen = seen;
     this.#dir = joinPath(store.dataDir, network);
     this.#ips = joinPath(this.#dir, "ips");
     this.#owners = joinPath(this.#dir, "owners");
@@ -106,13 +100,17 @@ export class FileNetworkStore implements NetworkStore {
         linkMakingDir(ownerEntry, ipPath);
       } catch (e) {
         removeFile(ownerEntry);
-        if (code(e) === "EEXIST") return Promise.resolve({ claimed: false, holder: readRecord(ipPath) });
+        if (code(e) === "EEXIST") {
+          this.#seen.add(ip.family, hex);
+          return Promise.resolve({ claimed: false, holder: readRecord(ipPath) });
+        }
         throw e;
       }
     } catch (e) {
       throw e instanceof StoreError ? e : ioError("claim address in", this.#dir, e);
     }
     if (opts?.cursorKey) this.#writeCursor(record.node, opts.cursorKey, hex);
+    this.#seen.add(ip.family, hex);
     return Promise.resolve({ claimed: true });
   }
 
@@ -157,25 +155,27 @@ export class FileNetworkStore implements NetworkStore {
   }
 
   // The whole pool's listing, for counts across dense runs only: listing the pool at every ADD had cost
-  // more than everything else an ADD does (+1.2 ms at 300 claims, +4 ms at 1,000). Kept as names: the
-  // fixed-width hex sorts in address order, so a native string sort and binary searches count blocks
-  // without parsing a single address. One listing serves a whole scan, refreshed after a second for
-  // long-lived callers; it is only a guide anyway (the claim's link decides).
-  #listing: { at: number; names: Record<4 | 6, string[]> } | undefined;
+  // more than everything else an ADD does (+1.2 ms at 300 claims, +4 ms at 1,000). One listing serves a
+  // whole scan (this object lives for one request); it also renews the process's view of what is held.
+  #listing: NamesByFamily | undefined;
 
   #heldNames(family: 4 | 6): string[] {
-    const now = Date.now();
-    if (!this.#listing || now - this.#listing.at > 1000) {
-      const names: Record<4 | 6, string[]> = { 4: [], 6: [] };
+    if (!this.#listing) {
+      const names: NamesByFamily = { 4: [], 6: [] };
       for (const name of listDir(this.#ips)) {
         if (name.length === 8) names[4].push(name);
         else if (name.length === 32) names[6].push(name);
       }
       names[4].sort();
       names[6].sort();
-      this.#listing = { at: now, names };
+      this.#listing = names;
+      this.#seen.replace(names, Date.now());
     }
-    return this.#listing.names[family];
+    return this.#listing[family];
+  }
+
+  heldView(): FreeAddressFinder | undefined {
+    return this.#seen.view();
   }
 
   /**
@@ -255,7 +255,10 @@ export class FileNetworkStore implements NetworkStore {
 
   #delete(ipPath: string, record: Allocation): void {
     removeFile(ipPath);
-    removeFile(this.#ownerEntry(record, ipPath.slice(ipPath.lastIndexOf("/") + 1)));
+    const hex = ipPath.slice(ipPath.lastIndexOf("/") + 1);
+    const ip = ipFromHex(hex);
+    if (ip) this.#seen.delete(ip.family, hex);
+    removeFile(this.#ownerEntry(record, hex));
   }
 
   releaseByOwner(owner: Owner): Promise<Allocation[]> {

@@ -19,6 +19,7 @@ import { joinPath } from "../../lib/path.ts";
 import { decodeReservation } from "../record.ts";
 import type { Reservation, Store } from "../store.ts";
 import { FileNetworkStore } from "./file_network_store.ts";
+import { HeldNames } from "./held_names.ts";
 import { ioError, listDir, tolerateMissing, writeTmp } from "./fs_ops.ts";
 
 const RESERVED_DIR = "_reserved"; // network names start with a letter or digit, so this cannot clash
@@ -30,8 +31,13 @@ export class FileStore implements Store {
     this.location = dataDir;
   }
 
+  /** Per network, what this process last saw held: the agent's view (NetworkStore.heldView). */
+  readonly #views = new Map<string, HeldNames>();
+
   network(name: string): FileNetworkStore {
-    return new FileNetworkStore(this, name);
+    let view = this.#views.get(name);
+    if (!view) this.#views.set(name, view = new HeldNames());
+    return new FileNetworkStore(this, name, view);
   }
 
   networks(): Promise<string[]> {
