@@ -4,6 +4,7 @@
 // an ADD's pod read from here; whatever the cache cannot answer for certain is a miss, and the caller GETs.
 import { type KubeClient, KubeUnavailableError } from "./client.ts";
 import type { Pod, WatchEvent } from "./types.ts";
+import { outsideAnyDeadline } from "../lib/deadline.ts";
 
 export interface PodCacheOptions {
   /** Every failure of the list or the watch; the cache retries by itself. */
@@ -59,9 +60,12 @@ export class PodCache {
     return this.#misses;
   }
 
-  /** Starts listing and watching in the background; a second call does nothing. */
+  /**
+   * Starts listing and watching in the background; a second call does nothing. The loop outlives the
+   * request that starts it, so it runs outside that request's budget (lib/deadline.ts).
+   */
   start(): void {
-    this.#loop ??= this.#run(this.#abort.signal);
+    this.#loop ??= outsideAnyDeadline(() => this.#run(this.#abort.signal));
   }
 
   /**

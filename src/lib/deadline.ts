@@ -16,3 +16,11 @@ export function budgetLeft(cap: number): number {
   const deadline = current.getStore();
   return deadline === undefined ? cap : Math.min(cap, deadline - Date.now());
 }
+
+/**
+ * Runs `fn` outside any budget: for work a request starts that outlives it (the agent's pod cache and views of
+ * what is held), which would otherwise inherit the request's deadline and fail at once once it has passed.
+ */
+export function outsideAnyDeadline<T>(fn: () => T): T {
+  return current.exit(fn);
+}

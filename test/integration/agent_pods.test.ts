@@ -89,6 +89,35 @@ describe("the agent's pod cache", () => {
     expect((await runPlugin(c, { command: "DEL", containerID: "web-1-a" })).exitCode).toBe(0);
   }, 30_000);
 
+  test("the cache outlives the budget of the request that started it: a watch cut later is listed and watched again", async () => {
+    // node-b's cache is started by an ADD with a 1 s budget; its later lists and watches must not inherit it.
+    const c = { ...conf(), ipam: { ...conf().ipam, nodeName: "node-b", timeoutSeconds: 1 } };
+    const pod = env.api.setPod(makePod({ name: "web-0", nodeName: "node-b", annotations: { "kube-ipam.ip": "10.48.0.90" } }));
+    const started = Date.now();
+    expect(addressOf(await runPlugin(c, { command: "ADD", containerID: "web-0-a", args: podArgs("web-0", pod.metadata.uid) }))).toBe("10.48.0.90");
+    expect((await runPlugin(c, { command: "DEL", containerID: "web-0-a" })).exitCode).toBe(0);
+    const ofNodeB = (rs: readonly string[]) => rs.filter((r) => r.includes("spec.nodeName%3Dnode-b")).length;
+    const lists = () => ofNodeB(env.api.requests) - ofNodeB(env.api.watchRequests);
+    await eventually("node-b's watch", () => ofNodeB(env.api.watchRequests), (n) => n >= 1);
+    await Bun.sleep(Math.max(0, started + 1500 - Date.now())); // setup: the starting request's budget is spent
+    const listed = lists();
+    // The change lands while the watch is cut, and its history is forgotten: the watch resumed from the last
+    // resourceVersion gets 410 Expired, and only a new list brings the change.
+    env.api.dropWatches();
+    env.api.setPod({ ...pod, metadata: { ...pod.metadata, annotations: { "kube-ipam.ip": "10.48.0.91" } } });
+    env.api.compactWatchHistory();
+    await eventually("a new list of node-b's pods", lists, (n) => n > listed);
+    const getsBefore = getsOf("web-0");
+    let n = 0;
+    const seen = await eventually("the new annotation, from the cache", async () => {
+      const r = await runPlugin(c, { command: "ADD", containerID: `web-0-b${n}`, args: podArgs("web-0", pod.metadata.uid) });
+      await runPlugin(c, { command: "DEL", containerID: `web-0-b${n++}` });
+      return addressOf(r);
+    }, (ip) => ip === "10.48.0.91");
+    expect(seen).toBe("10.48.0.91");
+    expect(getsOf("web-0")).toBe(getsBefore);
+  }, 30_000);
+
   test("a pod the API does not know fails the ADD with code 11, as the plugin does", async () => {
     const viaAgent = await runPlugin(conf(), { command: "ADD", containerID: "ghost-a", args: podArgs("ghost") });
     const direct = await runPlugin({ ...conf(), ipam: { ...conf().ipam, agentSocket: "" } }, { command: "ADD", containerID: "ghost-a", args: podArgs("ghost") });

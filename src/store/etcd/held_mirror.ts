@@ -4,6 +4,7 @@
 // wrong answer. Until the listing is in, and from a broken watch until the next listing, there is no view.
 import { ipFromHex } from "../../ip/address.ts";
 import { HeldIndex } from "../../ip/held_index.ts";
+import { outsideAnyDeadline } from "../../lib/deadline.ts";
 import type { EtcdClient } from "./client.ts";
 import { prefixEnd } from "./codec.ts";
 import type { NetworkKeys } from "./keys.ts";
@@ -20,7 +21,9 @@ export class HeldMirror {
   constructor(etcd: EtcdClient, keys: NetworkKeys) {
     this.#etcd = etcd;
     this.#keys = keys;
-    void this.#run();
+    // Started by a request, it outlives it: outside that request's budget, or every listing after the
+    // request's deadline would fail at once.
+    void outsideAnyDeadline(() => this.#run());
   }
 
   /** The current view; undefined while there is none. */
