@@ -65,6 +65,8 @@ async function prepareSocket(path: string): Promise<void> {
 
 interface Conn {
   buffer: string;
+  /** Decodes across reads: a character's bytes may arrive split over two of them. */
+  decoder: TextDecoder;
   started: boolean;
 }
 
@@ -123,11 +125,11 @@ export async function runAgent(opts: AgentOptions): Promise<void> {
       unix: opts.socket,
       socket: {
         open(s) {
-          s.data = { buffer: "", started: false };
+          s.data = { buffer: "", decoder: new TextDecoder(), started: false };
         },
         data(s, chunk) {
           if (s.data.started) return;
-          s.data.buffer += chunk.toString();
+          s.data.buffer += s.data.decoder.decode(chunk, { stream: true });
           const nl = s.data.buffer.indexOf("\n");
           if (nl < 0) {
             if (s.data.buffer.length > MAX_REQUEST_BYTES) s.end();

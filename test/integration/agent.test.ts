@@ -59,6 +59,39 @@ describe("kube-ipam agent", () => {
     await agent.stop();
   }, 60_000);
 
+  test("a request whose characters arrive split across reads is read whole (clients other than the forwarder may send raw UTF-8)", async () => {
+    const agent = await startAgent(join(env.dir.path, "a-utf8"));
+    try {
+      const build = /kube_ipam_build_info\{build="([^"]+)"/.exec(await agent.metrics())![1]!;
+      const conf = fileNetConf(join(env.dir.path, "utf8"), { agentSocket: agent.socket }, { name: "réseau-日本-🌐" });
+      const line = `${JSON.stringify({
+        build, startedAt: Date.now(), acceptBy: Date.now() + 5000, hostname: "node-u",
+        env: { CNI_COMMAND: "ADD", CNI_CONTAINERID: "u1", CNI_NETNS: "/proc/self/ns/net", CNI_IFNAME: "eth0", CNI_PATH: "/usr/lib/cni" },
+        stdin: JSON.stringify(conf),
+      })}\n`;
+      const bytes = Buffer.from(line, "utf8");
+      const cut = bytes.indexOf(Buffer.from("日", "utf8")) + 1; // inside the character's three bytes
+      const replies: string[] = [];
+      const done = Promise.withResolvers<void>();
+      const socket = await Bun.connect({
+        unix: agent.socket,
+        socket: { data: (_s, d) => void replies.push(d.toString()), close: () => done.resolve(), error: (_s, e) => done.reject(e) },
+      });
+      socket.write(bytes.subarray(0, cut));
+      socket.flush();
+      await Bun.sleep(100); // setup: the first part is read on its own
+      socket.write(bytes.subarray(cut));
+      await done.promise;
+      const answer = JSON.parse(replies.join("").trim().split("\n").at(-1)!);
+      // The name is refused, and the message quotes it: exactly as sent, and as the plugin itself words it.
+      const direct = await runPlugin({ ...conf, ipam: { ...conf.ipam, agentSocket: "" } }, { command: "ADD", containerID: "u1" });
+      expect(answer).toEqual({ stdout: direct.stdout.trim(), exitCode: 1 });
+      expect(JSON.parse(answer.stdout).msg).toContain('"réseau-日本-🌐"');
+    } finally {
+      await agent.stop();
+    }
+  }, 30_000);
+
   test("errors come back exactly as the plugin prints them, with its exit status", async () => {
     const agent = await startAgent(join(env.dir.path, "a2"));
     const conf = etcdNetConf(env.etcd.endpoint, env.dir.path, { agentSocket: agent.socket, subnet: "10.42.0.0/30" });
