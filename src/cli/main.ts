@@ -57,8 +57,8 @@ const COMMANDS: readonly CommandHelp[] = [
   {
     usage: ["install-cni --bin-dir DIR --conf-dir DIR --conf FILE [--name FILENAME]",
       "[--sleep | --agent [--socket PATH] [--metrics-addr HOST:PORT]]"],
-    about: ["install this binary as DIR/kube-ipam and FILE into the", "CNI config directory (with KUBE_IPAM_NODE_NAME as",
-      "ipam.nodeName), atomically; --sleep then waits for SIGTERM,", "--agent runs the node agent until then"],
+    about: ["install kube-ipam and kube-ipam-core into DIR and FILE", "into the CNI config directory (with KUBE_IPAM_NODE_NAME",
+      "as ipam.nodeName), atomically; --sleep then waits for", "SIGTERM, --agent runs the node agent until then"],
   },
   { usage: ["version"], about: ["print the version"], operator: true },
   { usage: ["help"], about: ["this text"], operator: true },
