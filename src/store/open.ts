@@ -9,7 +9,7 @@ export interface OpenOptions {
 }
 
 export async function openStore(config: StoreConfig, options: OpenOptions = {}): Promise<Store> {
-  if (config.kind === "file") return new FileStore(config.dataDir);
+  if (config.kind === "file") return new FileStore(config.dataDir, options);
   const { EtcdStore } = await import("./etcd/etcd_store.ts");
   return EtcdStore.open(config, options);
 }

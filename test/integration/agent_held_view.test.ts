@@ -43,6 +43,17 @@ async function withOwnEtcd<T>(fn: (cluster: EtcdCluster) => Promise<T>): Promise
   }
 }
 
+/** Runs `fn` with an agent of its own, in a directory of its own named `name`; stops the agent after. */
+async function withAgent<T>(name: string, fn: (agent: Agent, dir: string) => Promise<T>): Promise<T> {
+  const dir = join(env.dir.path, name);
+  const agent = await startAgent(dir);
+  try {
+    return await fn(agent, dir);
+  } finally {
+    await agent.stop();
+  }
+}
+
 /** A network config (etcdNetConf, fileNetConf or a variant of one). */
 type Conf = { ipam: { logFile: string; [field: string]: unknown }; [field: string]: unknown };
 
@@ -170,9 +181,7 @@ describe("the agent's view of what is held, on etcd", () => {
   test("a dense pool learnt through the watch: the agent finds the last free addresses, then says exhausted", async () => {
     await withOwnEtcd(async (cluster) => {
       const endpoint = cluster.endpoints[0]!;
-      const dir = join(env.dir.path, "dense-watch");
-      const agent = await startAgent(dir);
-      try {
+      await withAgent("dense-watch", async (agent, dir) => {
         const pool = addresses("10.61.0", 10, 39);
         const net = etcdNetwork(agent, endpoint, dir, { subnet: "10.61.0.0/24", rangeStart: "10.61.0.10", rangeEnd: "10.61.0.39" }, "densewatch");
         // The agent's first requests list the network and open the watch: the view is warm.
@@ -194,16 +203,12 @@ describe("the agent's view of what is held, on etcd", () => {
         await net.mustExhaust("over", "new-node-3");
         await net.mustExhaust("over-again", "warm-node-0");
         await net.check();
-      } finally {
-        await agent.stop();
-      }
+      });
     });
   }, 60_000);
 
   test("a dense pool learnt by the listing, two ranges with excludes: the agent hands out exactly the gaps", async () => {
-    const dir = join(env.dir.path, "dense-list");
-    const agent = await startAgent(dir);
-    try {
+    await withAgent("dense-list", async (agent, dir) => {
       const ranges = [[
         { subnet: "10.62.0.0/24", rangeStart: "10.62.0.10", rangeEnd: "10.62.0.24" },
         { subnet: "10.62.1.0/24", rangeStart: "10.62.1.10", rangeEnd: "10.62.1.24" },
@@ -230,17 +235,13 @@ describe("the agent's view of what is held, on etcd", () => {
       expect(got.sort()).toEqual([...gaps].sort());
       await net.mustExhaust("over", "new-node-3");
       await net.check();
-    } finally {
-      await agent.stop();
-    }
+    });
   }, 60_000);
 
   test("addresses released and claimed behind the agent's back: exactly those are handed out, never a false exhaustion", async () => {
     await withOwnEtcd(async (cluster) => {
       const endpoint = cluster.endpoints[0]!;
-      const dir = join(env.dir.path, "behind");
-      const agent = await startAgent(dir);
-      try {
+      await withAgent("behind", async (agent, dir) => {
         const pool = addresses("10.63.0", 10, 39);
         const net = etcdNetwork(agent, endpoint, dir, { subnet: "10.63.0.0/24", rangeStart: "10.63.0.10", rangeEnd: "10.63.0.39" }, "behind");
         for (let i = 0; i < 10; i++) await net.mustAdd(`agent-${i}`, `node-${i % 3}`);
@@ -279,9 +280,7 @@ describe("the agent's view of what is held, on etcd", () => {
         expect(raced.sort()).toEqual(z.sort());
         await net.mustExhaust("full-4", "node-1");
         await net.check();
-      } finally {
-        await agent.stop();
-      }
+      });
     });
   }, 60_000);
 
@@ -289,9 +288,7 @@ describe("the agent's view of what is held, on etcd", () => {
     await withOwnEtcd(async (cluster) => {
       const member = cluster.members[0]!;
       const endpoint = member.clientURL;
-      const dir = join(env.dir.path, "restart");
-      const agent = await startAgent(dir);
-      try {
+      await withAgent("restart", async (agent, dir) => {
         const pool = addresses("10.64.0", 10, 39);
         const ipam = { subnet: "10.64.0.0/24", rangeStart: "10.64.0.10", rangeEnd: "10.64.0.39" };
         // The request that starts the view has a long budget, so that this test does not depend on the one
@@ -329,9 +326,7 @@ describe("the agent's view of what is held, on etcd", () => {
         expect([...net.answered.values()].sort()).toEqual([...pool].sort());
         await net.mustExhaust("over", "late-node-8");
         await net.check();
-      } finally {
-        await agent.stop();
-      }
+      });
     });
   }, 60_000);
 
@@ -342,25 +337,19 @@ describe("the agent's view of what is held, on etcd", () => {
     await withOwnEtcd(async (cluster) => {
       const member = cluster.members[0]!;
       const endpoint = member.clientURL;
-      const dir = join(env.dir.path, "late-break");
-      const agent = await startAgent(dir);
-      try {
+      await withAgent("late-break", async (agent, dir) => {
         const net = etcdNetwork(agent, endpoint, dir, { subnet: "10.67.0.0/24", timeoutSeconds: 1 }, "latebreak");
         await net.mustAdd("first", "node-0");
         await eventually("the agent's watch on the network", () => etcdWatchers(endpoint), (n) => n >= 1);
         await Bun.sleep(1500); // lets the 1 s budget of the first request run out: waiting for time, not an assertion
         await member.restart();
         await eventually("the agent's watch on the restarted etcd", () => etcdWatchers(endpoint), (n) => n >= 1, { withinMs: 6000 });
-      } finally {
-        await agent.stop();
-      }
+      });
     });
   }, 30_000);
 
   test("30 ADDs through the agent race 10 direct ones on a pool of exactly 40: all succeed, all distinct, then exhausted", async () => {
-    const dir = join(env.dir.path, "race");
-    const agent = await startAgent(dir);
-    try {
+    await withAgent("race", async (agent, dir) => {
       const pool = addresses("10.65.0", 10, 49);
       const net = etcdNetwork(agent, env.etcd.endpoint, dir, { subnet: "10.65.0.0/24", rangeStart: "10.65.0.10", rangeEnd: "10.65.0.49" }, "race");
       // One ADD through the agent first, so that the racing ones run with a view.
@@ -376,17 +365,13 @@ describe("the agent's view of what is held, on etcd", () => {
       const direct = await runPlugin(net.direct, { command: "ADD", containerID: "over-direct" });
       expect(direct.json.code).toBe(100);
       await net.check();
-    } finally {
-      await agent.stop();
-    }
+    });
   }, 60_000);
 });
 
 describe("the agent's view of what is held, on the embedded store", () => {
   test("a dense pool and releases behind the agent's back: a view that sees all held is not believed", async () => {
-    const dir = join(env.dir.path, "file");
-    const agent = await startAgent(dir);
-    try {
+    await withAgent("file", async (agent, dir) => {
       // .20 is excluded: never held, so the view always sees it free, and must never offer it.
       const pool = addresses("10.66.0", 10, 39).filter((ip) => ip !== "10.66.0.20");
       const ipam = { subnet: "10.66.0.0/24", rangeStart: "10.66.0.10", rangeEnd: "10.66.0.39", exclude: ["10.66.0.20"] };
@@ -428,8 +413,6 @@ describe("the agent's view of what is held, on the embedded store", () => {
       await net.mustExhaust("full-4", "node-1");
       expect([...net.answered.values()].sort()).toEqual([...pool].sort());
       await net.check();
-    } finally {
-      await agent.stop();
-    }
+    });
   }, 60_000);
 });

@@ -26,6 +26,21 @@ const conf = () => etcdNetConf(env.etcd.endpoint, env.dir.path, {
 const addressOf = (r: { json: any }): string => r.json.ips[0].address.split("/")[0];
 const podArgs = (name: string, uid?: string) => `K8S_POD_NAMESPACE=default;K8S_POD_NAME=${name}${uid ? `;K8S_POD_UID=${uid}` : ""}`;
 const lookups = async (result: "hit" | "miss") => metricValue(await agent.metrics(), "kube_ipam_pod_cache_lookups_total", { result });
+/**
+ * ADDs (each undone by its DEL) for `pod`, by name and UID, until one gets `address`: until the watch delivers
+ * a changed annotation, an ADD may still see the old one. The address seen and how many ADDs it took.
+ */
+async function addUntil(c: ReturnType<typeof conf>, pod: { metadata: { name: string; uid: string } }, address: string) {
+  let tries = 0;
+  const seen = await eventually(`${pod.metadata.name}'s new annotation`, async () => {
+    const id = `${pod.metadata.name}-b${tries++}`;
+    const r = await runPlugin(c, { command: "ADD", containerID: id, args: podArgs(pod.metadata.name, pod.metadata.uid) });
+    await runPlugin(c, { command: "DEL", containerID: id });
+    return addressOf(r);
+  }, (ip) => ip === address);
+  return { seen, tries };
+}
+
 const getsOf = (name: string) => env.api.requests.filter((r) => r.startsWith(`GET /api/v1/namespaces/default/pods/${name}`)).length;
 
 describe("the agent's pod cache", () => {
@@ -43,16 +58,10 @@ describe("the agent's pod cache", () => {
     env.api.setPod({ ...pod, metadata: { ...pod.metadata, annotations: { "kube-ipam.ip": "10.48.0.60" } } });
     const getsBefore = getsOf("db-0");
     const hitsBefore = await lookups("hit");
-    // Until the watch delivers the change an ADD may still see the old annotation; each try is undone.
-    let n = 0;
-    const seen = await eventually("the new annotation", async () => {
-      const r = await runPlugin(c, { command: "ADD", containerID: `db-0-b${n}`, args: podArgs("db-0", pod.metadata.uid) });
-      await runPlugin(c, { command: "DEL", containerID: `db-0-b${n++}` });
-      return addressOf(r);
-    }, (ip) => ip === "10.48.0.60");
+    const { seen, tries } = await addUntil(c, pod, "10.48.0.60");
     expect(seen).toBe("10.48.0.60");
     expect(getsOf("db-0")).toBe(getsBefore);
-    expect(await lookups("hit")).toBe(hitsBefore + n);
+    expect(await lookups("hit")).toBe(hitsBefore + tries);
   }, 30_000);
 
   test("without K8S_POD_UID the pod is fetched: by name alone the cache could answer with a replaced pod", async () => {
@@ -108,12 +117,7 @@ describe("the agent's pod cache", () => {
     env.api.compactWatchHistory();
     await eventually("a new list of node-b's pods", lists, (n) => n > listed);
     const getsBefore = getsOf("web-0");
-    let n = 0;
-    const seen = await eventually("the new annotation, from the cache", async () => {
-      const r = await runPlugin(c, { command: "ADD", containerID: `web-0-b${n}`, args: podArgs("web-0", pod.metadata.uid) });
-      await runPlugin(c, { command: "DEL", containerID: `web-0-b${n++}` });
-      return addressOf(r);
-    }, (ip) => ip === "10.48.0.91");
+    const { seen } = await addUntil(c, pod, "10.48.0.91");
     expect(seen).toBe("10.48.0.91");
     expect(getsOf("web-0")).toBe(getsBefore);
   }, 30_000);

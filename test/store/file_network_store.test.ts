@@ -11,7 +11,7 @@ import type { Allocation } from "../../src/store/store.ts";
 const root = mkdtempSync(join(tmpdir(), "kube-ipam-file-store-"));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 let n = 0;
-const freshStore = () => new FileStore(join(root, `s${n++}`));
+const freshStore = (options: { heldViews?: boolean } = {}) => new FileStore(join(root, `s${n++}`), options);
 
 function record(ip: string, containerID: string, ifName = "eth0"): Allocation {
   return { ip, network: "net", containerID, ifName, node: "node-a", kind: "dynamic", rangeSet: 0, allocatedAt: new Date().toISOString() };
@@ -52,7 +52,7 @@ describe("the owner index", () => {
 
 describe("the view of what is held (kept across requests, as in the agent)", () => {
   test("none until a scan lists the pool; then it follows this process's claims and releases", async () => {
-    const store = freshStore();
+    const store = freshStore({ heldViews: true });
     expect(store.network("net").heldView()).toBeUndefined();
     const first = store.network("net");
     for (let h = 2; h <= 9; h++) await first.claim(parseIP(`10.0.0.${h}`), record(`10.0.0.${h}`, `c${h}`));
@@ -67,7 +67,14 @@ describe("the view of what is held (kept across requests, as in the agent)", () 
     await store.network("net").releaseByOwner({ containerID: "c3", ifName: "eth0" });
     expect(next()).toBe("10.0.0.3");
     // Another store object (another process) sees none of it.
-    expect(freshStore().network("net").heldView()).toBeUndefined();
+    expect(freshStore({ heldViews: true }).network("net").heldView()).toBeUndefined();
+  });
+
+  test("a store opened without heldViews (a plugin run once) keeps none, scans or not", async () => {
+    const net = freshStore().network("net");
+    for (let h = 2; h <= 9; h++) await net.claim(parseIP(`10.0.0.${h}`), record(`10.0.0.${h}`, `c${h}`));
+    await net.countHeldBlocks(4, 2n, 254n, 64n, 16);
+    expect(net.heldView()).toBeUndefined();
   });
 
   test("a view older than ten seconds is not used", () => {

@@ -2,7 +2,6 @@
 // current by a watch from the listing's revision. It only picks the first address an ADD claims (see
 // NetworkStore.heldView), so it may lag: a stale view costs a lost claim and the usual reads, never a
 // wrong answer. Until the listing is in, and from a broken watch until the next listing, there is no view.
-import { ipFromHex } from "../../ip/address.ts";
 import { HeldIndex } from "../../ip/held_index.ts";
 import { outsideAnyDeadline } from "../../lib/deadline.ts";
 import type { EtcdClient } from "./client.ts";
@@ -51,7 +50,7 @@ export class HeldMirror {
       this.#stopped.signal.addEventListener("abort", stop);
       try {
         const listed = await this.#etcd.range(prefix, { prefix: true, keysOnly: true });
-        const index = new HeldIndex(listed.kvs.map((kv) => ipFromHex(kv.key.slice(prefix.length + 2))).filter((ip) => ip !== undefined));
+        const index = new HeldIndex(listed.kvs.map((kv) => this.#keys.ipOf(kv.key)).filter((ip) => ip !== undefined));
         this.#index = index;
         await this.#etcd.watch(prefix, {
           end: prefixEnd(prefix),
@@ -60,7 +59,7 @@ export class HeldMirror {
           onReconnect: stop,
         }, (events) => {
           for (const e of events) {
-            const ip = ipFromHex(e.key.slice(prefix.length + 2)); // "<family>/<hex>"
+            const ip = this.#keys.ipOf(e.key);
             if (!ip) continue;
             if (e.type === "DELETE") index.delete(ip.family, ip.value);
             else index.add(ip.family, ip.value);

@@ -8,7 +8,7 @@ import { encodeRecord, identical } from "../record.ts";
 import { type AddSnapshot, type Allocation, type ClaimOptions, type ClaimOutcome, type HeldWindow, type NetworkStore, type Owner,
   type Reservation, sameOwner, StoreError } from "../store.ts";
 import { withFileLock } from "./flock.ts";
-import { HeldNames, type NamesByFamily, rank } from "./held_names.ts";
+import { type HeldNames, type NamesByFamily, rank } from "./held_names.ts";
 import { code, inode, ioError, linkMakingDir, listDir, openMakingDir, readRecord, removeFile, tolerateMissing, writeNew, writeTmp } from "./fs_ops.ts";
 import { failpoint } from "../../lib/failpoint.ts";
 
@@ -49,10 +49,10 @@ export class FileNetworkStore implements NetworkStore {
   readonly #cursors: string;
   readonly #tmp: string;
 
-  /** What this process last saw held (shared by the FileStore across requests): the agent's view. */
-  readonly #seen: HeldNames;
+  /** What this process last saw held, shared by the FileStore across requests: the agent's view. None in a plugin run once. */
+  readonly #seen: HeldNames | undefined;
 
-  constructor(store: ReservationSource, readonly network: string, seen = new HeldNames()) {
+  constructor(store: ReservationSource, readonly network: string, seen?: HeldNames) {
     this.#store = store;
     this.#seen = seen;
     this.#dir = joinPath(store.dataDir, network);
@@ -116,7 +116,7 @@ export class FileNetworkStore implements NetworkStore {
       } catch (e) {
         removeFile(ownerEntry);
         if (code(e) === "EEXIST") {
-          this.#seen.add(hex);
+          this.#seen?.add(hex);
           return Promise.resolve({ claimed: false, holder: readRecord(ipPath) });
         }
         throw e;
@@ -125,7 +125,7 @@ export class FileNetworkStore implements NetworkStore {
       throw e instanceof StoreError ? e : ioError("claim address in", this.#dir, e);
     }
     if (opts?.cursorKey) this.#writeCursor(record.node, opts.cursorKey, hex);
-    this.#seen.add(hex);
+    this.#seen?.add(hex);
     return Promise.resolve({ claimed: true });
   }
 
@@ -184,13 +184,13 @@ export class FileNetworkStore implements NetworkStore {
       names[4].sort();
       names[6].sort();
       this.#listing = names;
-      this.#seen.replace(names, Date.now());
+      this.#seen?.replace(names, Date.now());
     }
     return this.#listing[family];
   }
 
   heldView(): FreeAddressFinder | undefined {
-    return this.#seen.view();
+    return this.#seen?.view();
   }
 
   /**
@@ -270,7 +270,7 @@ export class FileNetworkStore implements NetworkStore {
   #delete(ipPath: string, record: Allocation): void {
     removeFile(ipPath);
     const hex = ipPath.slice(ipPath.lastIndexOf("/") + 1);
-    this.#seen.delete(hex);
+    this.#seen?.delete(hex);
     removeFile(this.#ownerEntry(record, hex));
   }
 

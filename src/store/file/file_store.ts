@@ -27,16 +27,19 @@ const RESERVED_DIR = "_reserved"; // network names start with a letter or digit,
 export class FileStore implements Store {
   readonly location: string;
 
-  constructor(readonly dataDir: string) {
+  /** Per network, what this process last saw held (NetworkStore.heldView): only where `heldViews` asks. */
+  readonly #views: Map<string, HeldNames> | undefined;
+
+  /** `heldViews`: for a long-lived process (the node agent), keep what each network's scans listed. */
+  constructor(readonly dataDir: string, options: { readonly heldViews?: boolean } = {}) {
     this.location = dataDir;
+    this.#views = options.heldViews ? new Map() : undefined;
   }
 
-  /** Per network, what this process last saw held: the agent's view (NetworkStore.heldView). */
-  readonly #views = new Map<string, HeldNames>();
-
   network(name: string): FileNetworkStore {
-    let view = this.#views.get(name);
-    if (!view) this.#views.set(name, view = new HeldNames());
+    const views = this.#views;
+    let view = views?.get(name);
+    if (views && !view) views.set(name, view = new HeldNames());
     return new FileNetworkStore(this, name, view);
   }
 
