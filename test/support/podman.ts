@@ -1,6 +1,6 @@
 // Podman as the image tests use it: every call with the tests' containers.conf (CONTAINERS_CONF), its
 // output collected; optionally inside another mount namespace (the node's view, test/support/node_view.ts).
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 
 export interface PodmanResult {
@@ -61,6 +61,14 @@ export class Podman {
   }
 }
 
+/** runc's absolute path: podman's own search would take the first of its list that exists. */
+function runcPath(): string {
+  for (const p of ["/usr/sbin/runc", "/usr/bin/runc", "/sbin/runc", "/usr/local/sbin/runc", "/usr/local/bin/runc"]) {
+    if (existsSync(p)) return p;
+  }
+  throw new Error("runc is not installed: the image tests run containers with runc (apt-get install runc)");
+}
+
 /** One limit's hard value from /proc/self/limits ("unlimited" -> undefined). */
 function hardLimit(name: string): number | undefined {
   const line = readFileSync("/proc/self/limits", "utf8").split("\n").find((l) => l.startsWith(name));
@@ -81,6 +89,11 @@ export interface NetworkSettings {
  * cannot set ("error setting rlimit type 7: operation not permitted"); the test containers get this
  * process's hard limits, nproc at most kernel.pid_max (more was refused there too). Kubernetes sets no
  * ulimits of its own, so this changes nothing the manifests say.
+ *
+ * The OCI runtime is runc, by absolute path, whatever else is installed: podman prefers crun when both are
+ * there (Debian installs crun with podman), and Debian 12's crun 1.8 refuses hybrid cgroups ("cgroups in
+ * hybrid mode not supported, drop all controllers from cgroupv2"), while runc runs on cgroup v1, hybrid and
+ * v2 alike. It is also the runtime containerd runs the real cluster's pods with (scripts/cluster/).
  */
 export function writeContainersConf(dir: string, network: NetworkSettings): string {
   const pidMax = Number(readFileSync("/proc/sys/kernel/pid_max", "utf8").trim());
@@ -91,6 +104,10 @@ export function writeContainersConf(dir: string, network: NetworkSettings): stri
   writeFileSync(path, [
     "[containers]",
     `default_ulimits = [${q(`nofile=${nofile}:${nofile}`)}, ${q(`nproc=${nproc}:${nproc}`)}]`,
+    "[engine]",
+    'runtime = "runc"',
+    "[engine.runtimes]",
+    `runc = [${q(runcPath())}]`,
     "[network]",
     'network_backend = "cni"',
     `network_config_dir = ${q(network.networkConfigDir)}`,
