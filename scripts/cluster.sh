@@ -284,7 +284,7 @@ node_ready() {
 leftovers() {
   local p
   for p in etcd kube-apiserver kube-controller-manager kube-scheduler kubelet containerd containerd-shim-runc-v2; do
-    pgrep -a -x "$p" 2>/dev/null | grep -F -e "$DIR" -e "$RUN" -e "$CACHE" | sed 's/^/process: /' || true
+    pgrep -a -x "$p" 2>/dev/null | grep -F -e "$DIR" -e "$RUN" | sed 's/^/process: /' || true
   done
   grep -E " ($(echo "$DIR|$RUN|/var/lib/kubelet|/run/netns/cni-|/var/run/netns/cni-" | sed 's/[.]/\\./g'))" /proc/self/mounts | awk '{print "mount: " $2}' || true
   ip netns list 2>/dev/null | awk '/^cni-/{print "netns: " $1}' || true

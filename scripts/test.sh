@@ -21,6 +21,12 @@ has mmdebstrap || missing+=(mmdebstrap)
 has newuidmap || missing+=(uidmap)
 has iptables || missing+=(iptables)
 command -v kubectl >/dev/null 2>&1 || missing+=(kubernetes-client)
+# test/cluster/: a real single-node Kubernetes (scripts/cluster.sh): Debian's containerd under the kubelet,
+# busybox for the workload image, curl to wait for etcd; Kubernetes itself is built with Go (below).
+has containerd || missing+=(containerd)
+[ -x /bin/busybox ] || missing+=(busybox-static)
+has curl || missing+=(curl)
+has nsenter || missing+=(util-linux)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
@@ -33,6 +39,16 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 [ -x node_modules/.bin/bun ] || npm ci --no-audit --no-fund
+# kube-apiserver, kubelet, ... and crictl from the Go module proxy, once per version (about 6 minutes cold
+# on 2 cores, then cached under /var/cache/kube-ipam-test).
+command -v go >/dev/null 2>&1 || { echo "The tests need Go to build Kubernetes' programs (test/cluster/, test/support/kube_apiserver.ts)" >&2; exit 1; }
+bash scripts/cluster/build-components.sh >/dev/null
+# test/cluster/ brings the cluster up and down itself; one left running holds the node's kube-ipam ports
+# (9153, 9154), /run/kube-ipam and /opt/cni/bin that the image tests use as a node's.
+if [ "$(bash scripts/cluster.sh status | head -1)" != down ]; then
+  echo "A cluster of scripts/cluster.sh is up: run scripts/cluster.sh down first" >&2
+  exit 1
+fi
 node_modules/.bin/tsc --noEmit -p .
 npm run --silent build
 
