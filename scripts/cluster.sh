@@ -213,6 +213,9 @@ state = "$RUN/containerd/state"
     bin_dir = "/opt/cni/bin"
     conf_dir = "/etc/cni/net.d"
     max_conf_num = 1
+# The bench reads each sandbox's network setup time here (bench/k8s.ts).
+[metrics]
+  address = "127.0.0.1:$CONTAINERD_METRICS_PORT"
 [plugins."io.containerd.internal.v1.opt"]
   path = "$DIR/containerd/opt"
 EOF
