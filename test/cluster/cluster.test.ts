@@ -121,7 +121,7 @@ spec:
     await k8s.kubectlOk(["scale", "statefulset", "db", "--replicas", "0"]);
     await eventually("db scaled to 0", () => k8s.pods("app=db"), (ps) => ps.length === 0, { withinMs: 90_000, everyMs: 250 });
     const parked = (await k8s.allocations()).filter((a) => a.podName?.startsWith("db-"));
-    expect(new Map(parked.map((a) => [a.podName, a.ip]))).toEqual(before);
+    expect(new Map(parked.map((a): [string, string | undefined] => [a.podName!, a.ip]))).toEqual(before);
 
     await k8s.kubectlOk(["scale", "statefulset", "db", "--replicas", "3"]);
     const after = new Map((await k8s.runningPods("app=db", 3)).map((p) => [p.name, p.ip]));
