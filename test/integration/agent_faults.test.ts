@@ -45,16 +45,21 @@ describe.each(stores)("agent SIGKILLed at random instants, %s", (_name, makeConf
 
     let adding = true;
     let kills = 0;
+    // The first kill comes as soon as the agent has answered one ADD, so it lands while the others are in
+    // flight however fast they are (on a quiet machine all 60 were answered before a first random instant);
+    // later kills at random instants.
+    let firstAnswered!: () => void;
+    const answered = new Promise<void>((r) => (firstAnswered = r));
     const killer = (async () => {
+      await answered;
       while (adding) {
-        await Bun.sleep(10 + Math.random() * 120); // a random instant, not a timing assertion
-        if (!adding) break;
         await agent.kill();
         kills++;
         agent = await startAgent(d);
+        await Bun.sleep(10 + Math.random() * 120); // a random instant, not a timing assertion
       }
     })();
-    const adds = await Promise.all(ids.map((id) => addWithRetries(conf, id)));
+    const adds = await Promise.all(ids.map((id) => addWithRetries(conf, id).finally(firstAnswered)));
     adding = false;
     await killer;
 
