@@ -12,6 +12,11 @@ export interface PodCacheOptions {
   /** Bounds of the jittered exponential backoff between failed attempts. Default 100 and 5000 ms. */
   readonly minBackoffMs?: number;
   readonly maxBackoffMs?: number;
+  /**
+   * Each watch asks the server to end it after between this and twice this many seconds (at random), and is
+   * then resumed; the server sends a bookmark 2 s before. Default 300, as client-go's reflector.
+   */
+  readonly watchTimeoutSeconds?: number;
 }
 
 // client-go's reflector asks for 5 to 10 minutes, at random, so that the watches of many nodes, all
@@ -26,6 +31,7 @@ export class PodCache {
   readonly #onError: ((error: unknown) => void) | undefined;
   readonly #minBackoffMs: number;
   readonly #maxBackoffMs: number;
+  readonly #watchTimeoutS: number;
   #pods = new Map<string, Pod>();
   #synced = false;
   #version: string | undefined; // undefined: list before watching
@@ -40,6 +46,7 @@ export class PodCache {
     this.#onError = options.onError;
     this.#minBackoffMs = options.minBackoffMs ?? 100;
     this.#maxBackoffMs = options.maxBackoffMs ?? 5000;
+    this.#watchTimeoutS = options.watchTimeoutSeconds ?? WATCH_TIMEOUT_S;
   }
 
   /** True once the first list has arrived; stays true while later relists run (the old contents serve). */
@@ -104,7 +111,7 @@ export class PodCache {
         let events = 0;
         await this.#client.watchPods({
           resourceVersion: this.#version, fieldSelector, allowWatchBookmarks: true, signal,
-          timeoutSeconds: Math.round(WATCH_TIMEOUT_S * (1 + Math.random())),
+          timeoutSeconds: Math.round(this.#watchTimeoutS * (1 + Math.random())),
         }, (event) => {
           this.#apply(event);
           this.#version = event.object.metadata.resourceVersion ?? this.#version;

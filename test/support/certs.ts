@@ -35,7 +35,7 @@ function makeCa(dir: string, name: string): CertPair {
   return { cert, key };
 }
 
-function makeLeaf(dir: string, name: string, ca: CertPair, usage: "server" | "client"): CertPair {
+function makeLeaf(dir: string, name: string, ca: CertPair, usage: "server" | "client", subject = `/CN=${name}`): CertPair {
   const key = join(dir, `${name}.key`);
   const csr = join(dir, `${name}.csr`);
   const cert = join(dir, `${name}.pem`);
@@ -44,7 +44,7 @@ function makeLeaf(dir: string, name: string, ca: CertPair, usage: "server" | "cl
     ? "subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n"
     : "extendedKeyUsage=clientAuth\n");
   openssl(["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-    "-keyout", key, "-out", csr, "-subj", `/CN=${name}`], dir);
+    "-keyout", key, "-out", csr, "-subj", subject], dir);
   openssl(["x509", "-req", "-in", csr, "-CA", ca.cert, "-CAkey", ca.key, "-CAcreateserial",
     "-out", cert, "-days", "2", "-extfile", ext], dir);
   return { cert, key };
@@ -63,4 +63,14 @@ export function makeTestPki(): TestPki {
     otherCa,
     strangerClient: makeLeaf(dir, "stranger", otherCa, "client"),
   };
+}
+
+/**
+ * A client certificate signed by `pki.ca` for the identity `commonName` (a Kubernetes user name) in the
+ * groups `organizations` (Kubernetes groups, e.g. "system:masters"), written into `pki.dir`.
+ */
+export function makeClientCert(pki: TestPki, commonName: string, organizations: readonly string[] = []): CertPair {
+  const file = commonName.replace(/[^A-Za-z0-9.-]/g, "_");
+  const subject = [...organizations.map((o) => `/O=${o}`), `/CN=${commonName}`].join("");
+  return makeLeaf(pki.dir, `user-${file}`, pki.ca, "client", subject);
 }
