@@ -1,19 +1,26 @@
 // The controller under faults, with real processes: the built binary's `kube-ipam controller`, real etcd
-// (one member, or three), the Kubernetes API stand-in. What it releases is seen through `kube-ipam ls`
-// and /metrics; waits are polls with a deadline, and "the controller is in the middle of a run" is made
-// exact by holding the API's answer to its pod list.
-import { describe, expect, test } from "bun:test";
+// (one member, or three), a real kube-apiserver that the controllers reach through the fault proxy in front
+// of it. What it releases is seen through `kube-ipam ls` and /metrics; waits are polls with a deadline, and
+// "the controller is in the middle of a run" is made exact by holding the answer to its pod list at the proxy.
+import { beforeAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type Controller, leaderKey, revokeLease, startController } from "../support/controller.ts";
 import { startEtcdCluster } from "../support/etcd.ts";
 import { eventually } from "../support/eventually.ts";
-import { makePod } from "../support/k8s_api.ts";
+import { makePod } from "../support/kube_apiserver.ts";
 import { etcdNetConf, mapLimit, runCli, runPlugin } from "../support/plugin.ts";
 import { useCluster } from "../support/fixtures.ts";
 
 const env = useCluster({ kubeApi: true });
 const running: Controller[] = [];
+/** The controllers' kubeconfig: through the fault proxy. */
+let kubeconfig: string;
+const faults = () => env.api.faults();
+
+beforeAll(() => {
+  kubeconfig = env.api.writeKubeconfig(join(env.dir.path, "kube-faults"), "token", { server: faults().url });
+});
 
 /** A network of its own (own etcd prefix) and its config file. */
 function netConf(endpoints = env.etcd.endpoint) {
@@ -24,7 +31,7 @@ function netConf(endpoints = env.etcd.endpoint) {
 }
 
 function controller(name: string, path: string, ...flags: string[]): Controller {
-  const c = startController(name, path, ["--kubeconfig", env.kubeconfig, ...flags]);
+  const c = startController(name, path, ["--kubeconfig", kubeconfig, ...flags]);
   running.push(c);
   return c;
 }
@@ -38,7 +45,7 @@ async function stopAll(): Promise<void> {
 
 /** Pods named `names`, each with an address; returns container ID -> address. */
 async function podsWithAddresses(conf: unknown, names: readonly string[]): Promise<Map<string, string>> {
-  for (const name of names) env.api.setPod(makePod({ name }));
+  for (const name of names) await env.api.setPod(makePod({ name }));
   const ips = await mapLimit(names, 6, async (name) => {
     const r = await runPlugin(conf, { command: "ADD", containerID: `c-${name}`, args: `K8S_POD_NAMESPACE=default;K8S_POD_NAME=${name}` });
     if (r.exitCode !== 0) throw new Error(`ADD ${name} failed: ${r.stdout}`);
@@ -63,20 +70,34 @@ async function leading(c: Controller, withinMs = 15_000): Promise<void> {
 const isPodList = (r: string) => r.startsWith("GET /api/v1/pods?") && !r.includes("continue=") && !r.includes("watch=");
 
 /**
- * Holds the API's answers from the `n`-th pod list that arrives from now on: resolves when it has arrived,
+ * Holds the answers from the `n`-th pod list that arrives at the proxy from now on: resolves when it has arrived,
  * that is when the controller has finished `n - 1` whole runs since and is waiting in the next one.
- * `env.api.delay(0)` lets it go on. The caller must change the world before its next `await`.
+ * `faults().delay(0)` lets it go on.
  */
 function holdPodList(n: number): Promise<void> {
   let seen = 0;
   return new Promise((resolve) => {
-    env.api.onRequest = (request) => {
+    faults().onRequest = (request) => {
       if (!isPodList(request) || ++seen < n) return;
-      env.api.onRequest = undefined;
-      env.api.delay(60_000); // applies to this very request: the stand-in waits after calling onRequest
+      faults().onRequest = undefined;
+      faults().delay(60_000); // applies to this very request: the proxy holds it after calling onRequest
       resolve();
     };
   });
+}
+
+/**
+ * Makes `change` exactly between two runs and returns when the second run after it is waiting for its pod
+ * list: waits until a run's pod list is held (the runs before it are over, and read the world before the
+ * change), makes the change, lets that run go on (it reads the changed world: the change's first sighting),
+ * and holds the next run's pod list. `faults().delay(0)` lets that one go on.
+ */
+async function oneRunAfter(change: () => Promise<unknown>): Promise<void> {
+  await holdPodList(1);
+  await change();
+  const next = holdPodList(1);
+  faults().delay(0);
+  await next;
 }
 
 /** Runs the controller finished, whatever their outcome. */
@@ -95,23 +116,21 @@ describe("kube-ipam controller under faults", () => {
       const c = controller("two", path, ...GC_FAST, "--lease-ttl", "2s");
       await leading(c);
       const before = await podsWithAddresses(conf, ["two-live", "two-leak"]);
-      const second = holdPodList(2);
-      env.api.deletePod("default", "two-leak");
-      await second;
+      await oneRunAfter(() => env.api.deletePod("default", "two-leak"));
       try {
         // The first run since the pod went has judged it a leak; the second is waiting for its pod list.
         expect(sorted(await held(path))).toEqual(sorted(before));
         expect(await c.metric(`kube_ipam_gc_releases_total{network="${conf.name}"}`)).toBeUndefined();
         expect(await c.metric(`kube_ipam_gc_runs_total{outcome="success"}`)).toBeGreaterThanOrEqual(1);
       } finally {
-        env.api.delay(0);
+        faults().delay(0);
       }
       const after = await eventually("the leak released", () => held(path), (m) => m.size === 1);
       expect(sorted(after)).toEqual([["c-two-live", before.get("c-two-live")!]]);
       expect(await c.metric(`kube_ipam_gc_releases_total{network="${conf.name}"}`)).toBe(1);
       expect(c.log()).toMatch(new RegExp(`"msg":"gc released",.*"ip":"${before.get("c-two-leak")!.replaceAll(".", "\\.")}"`));
     } finally {
-      env.api.delay(0);
+      faults().delay(0);
       await stopAll();
     }
   }, 60_000);
@@ -126,15 +145,15 @@ describe("kube-ipam controller under faults", () => {
       const b = controller("b", path, "--gc-interval", "1s", "--grace", "1h", "--lease-ttl", "30s");
       await eventually("b answering", () => b.metric("kube_ipam_leader"), (v) => v === 0);
       const before = await podsWithAddresses(conf, ["rv-live", "rv-leak-1", "rv-leak-2", "rv-leak-3"]);
-      const second = holdPodList(2);
-      for (const p of ["rv-leak-1", "rv-leak-2", "rv-leak-3"]) env.api.deletePod("default", p);
-      await second;
+      await oneRunAfter(async () => {
+        for (const p of ["rv-leak-1", "rv-leak-2", "rv-leak-3"]) await env.api.deletePod("default", p);
+      });
       const finished = await runs(a);
       // A has seen the leaks once and waits for its second run's pod list: take its lease away now.
       const key = await leaderKey(env.etcd.endpoint, prefix);
       expect(key?.identity).toBe(`a/${a.proc.pid}`);
       await revokeLease(env.etcd.endpoint, key!.lease);
-      env.api.delay(0);
+      faults().delay(0);
 
       await eventually("A's run ending", () => runs(a), (v) => v > finished);
       expect(sorted(await held(path))).toEqual(sorted(before));
@@ -151,7 +170,7 @@ describe("kube-ipam controller under faults", () => {
       await eventually("B's two runs", () => runs(b), (v) => v >= bRuns + 2);
       expect(sorted(await held(path))).toEqual(sorted(before));
     } finally {
-      env.api.delay(0);
+      faults().delay(0);
       await stopAll();
     }
   }, 60_000);
@@ -165,32 +184,32 @@ describe("kube-ipam controller under faults", () => {
       const errors = async () => (await c.metric(`kube_ipam_gc_runs_total{outcome="error"}`)) ?? 0;
 
       // Every answer fails after one more normal one: each run gets at most one of its two lists.
-      env.api.failWith(500, { after: 1 });
-      env.api.deletePod("default", "api-leak");
+      faults().failWith(500, { after: 1 });
+      await env.api.deletePod("default", "api-leak");
       try {
         await eventually("three failed runs", errors, (v) => v >= 3);
         expect(sorted(await held(path))).toEqual(sorted(before));
         expect(c.log()).toContain("injected failure 500");
       } finally {
-        env.api.failWith(undefined);
+        faults().failWith(undefined);
       }
 
       // An API that answers after the client's 10 s limit.
       const failed = await errors();
-      env.api.delay(12_000);
+      faults().delay(12_000);
       try {
         await eventually("a run timing out", errors, (v) => v > failed, { withinMs: 25_000 });
         expect(sorted(await held(path))).toEqual(sorted(before));
       } finally {
-        env.api.delay(0);
+        faults().delay(0);
       }
       expect(await c.metric(`kube_ipam_gc_releases_total{network="${conf.name}"}`)).toBeUndefined();
 
       const after = await eventually("the leak released once the API answers", () => held(path), (m) => m.size === 1);
       expect(sorted(after)).toEqual([["c-api-live", before.get("c-api-live")!]]);
     } finally {
-      env.api.failWith(undefined);
-      env.api.delay(0);
+      faults().failWith(undefined);
+      faults().delay(0);
       await stopAll();
     }
   }, 90_000);
@@ -206,7 +225,7 @@ describe("kube-ipam controller under faults", () => {
         await podsWithAddresses(conf, [`el-leak-${round}`]);
         const etcdLeader = await cluster.leader();
         await etcdLeader.kill();
-        env.api.deletePod("default", `el-leak-${round}`); // leaked after the change: gc must work on the new etcd leader
+        await env.api.deletePod("default", `el-leak-${round}`); // leaked after the change: gc must work on the new etcd leader
         await eventually("the leak released", () => held(path), (m) => !m.has(`c-el-leak-${round}`), { withinMs: 30_000 });
         expect(sorted(await held(path))).toEqual(sorted(live));
         await leading(c, 20_000);
@@ -230,7 +249,7 @@ describe("kube-ipam controller under faults", () => {
       await leading(a);
       const names = Array.from({ length: 12 }, (_, i) => `guard-${i}`);
       const before = await podsWithAddresses(conf, names);
-      for (const p of names.slice(1)) env.api.deletePod("default", p); // all at once: no run sees half of it
+      for (const p of names.slice(1)) await env.api.deletePod("default", p); // all at once: no run sees half of it
       await eventually("three refused runs", () => a.metric(`kube_ipam_gc_runs_total{outcome="refused"}`), (v) => (v ?? 0) >= 3);
       expect(sorted(await held(path))).toEqual(sorted(before));
       expect(await a.metric(`kube_ipam_gc_releases_total{network="${conf.name}"}`)).toBeUndefined();

@@ -6,7 +6,7 @@ import { readdirSync, readFileSync, utimesSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { startAgent } from "../support/agent.ts";
 import { useCluster } from "../support/fixtures.ts";
-import { makePod, makeStatefulSet } from "../support/k8s_api.ts";
+import { makePod, makeStatefulSet } from "../support/kube_apiserver.ts";
 import { BINARY, CORE_BINARY, etcdNetConf, fileNetConf, listAllocations, runPlugin } from "../support/plugin.ts";
 
 const env = useCluster({ kubeApi: true });
@@ -65,10 +65,10 @@ describe.each(stores)("crash points, %s", (name, makeConf) => {
 
   test("takeover.replaced: the fixed address taken over from a gone pod is the retried ADD's; DEL releases it", async () => {
     const conf = makeConf({ kubeConfig: env.kubeconfig });
-    env.api.setPod(makePod({ name: `old-${name.length}`, annotations: { "kube-ipam.ip": "10.53.0.99" } }));
+    await env.api.setPod(makePod({ name: `old-${name.length}`, annotations: { "kube-ipam.ip": "10.53.0.99" } }));
     expect((await runPlugin(conf, { command: "ADD", containerID: "old", args: podArgs(`old-${name.length}`) }, testBuild)).exitCode).toBe(0);
-    env.api.deletePod("default", `old-${name.length}`); // lost with its node: no DEL
-    env.api.setPod(makePod({ name: `new-${name.length}`, annotations: { "kube-ipam.ip": "10.53.0.99" } }));
+    await env.api.deletePod("default", `old-${name.length}`); // lost with its node: no DEL
+    await env.api.setPod(makePod({ name: `new-${name.length}`, annotations: { "kube-ipam.ip": "10.53.0.99" } }));
     const args = podArgs(`new-${name.length}`);
     const crashed = await runPlugin(conf, { command: "ADD", containerID: "new", args, env: crashAt("takeover.replaced") }, testBuild);
     expect(crashed.exitCode).toBe(SIGKILLED);
@@ -82,13 +82,12 @@ describe.each(stores)("crash points, %s", (name, makeConf) => {
 
   test("sticky.reclaimed: the pod's parked address is the retried ADD's; DEL parks it again", async () => {
     const conf = makeConf({ kubeConfig: env.kubeconfig });
-    const sts = makeStatefulSet({ name: `db${name.length}` });
-    env.api.setStatefulSet(sts);
+    const sts = await env.api.setStatefulSet(makeStatefulSet({ name: `db${name.length}` }));
     const pod = `db${name.length}-0`;
-    env.api.setPod(makePod({ name: pod, ownerStatefulSet: sts }));
+    await env.api.setPod(makePod({ name: pod, ownerStatefulSet: sts }));
     const first = addressOf(await runPlugin(conf, { command: "ADD", containerID: "s1", args: podArgs(pod) }, testBuild));
     expect((await runPlugin(conf, { command: "DEL", containerID: "s1" }, testBuild)).exitCode).toBe(0);
-    env.api.setPod(makePod({ name: pod, ownerStatefulSet: sts })); // re-created: a new UID
+    await env.api.setPod(makePod({ name: pod, ownerStatefulSet: sts })); // re-created: a new UID
     const crashed = await runPlugin(conf, { command: "ADD", containerID: "s2", args: podArgs(pod), env: crashAt("sticky.reclaimed") }, testBuild);
     expect(crashed.exitCode).toBe(SIGKILLED);
     expect(addressOf(await runPlugin(conf, { command: "ADD", containerID: "s2", args: podArgs(pod) }, testBuild))).toBe(first);
@@ -101,13 +100,13 @@ describe.each(stores)("crash points, %s", (name, makeConf) => {
   test("gc.released: a gc run killed after one release; the next run releases the rest, never a live pod's address", async () => {
     const conf = makeConf({ kubeConfig: env.kubeconfig });
     const live = `live-${name.length}`;
-    env.api.setPod(makePod({ name: live }));
+    await env.api.setPod(makePod({ name: live }));
     expect((await runPlugin(conf, { command: "ADD", containerID: "live", args: podArgs(live) }, testBuild)).exitCode).toBe(0);
     for (const i of [1, 2, 3]) {
       const pod = `gone${i}-${name.length}`;
-      env.api.setPod(makePod({ name: pod }));
+      await env.api.setPod(makePod({ name: pod }));
       expect((await runPlugin(conf, { command: "ADD", containerID: `gone${i}`, args: podArgs(pod) }, testBuild)).exitCode).toBe(0);
-      env.api.deletePod("default", pod); // its node was lost: no DEL
+      await env.api.deletePod("default", pod); // its node was lost: no DEL
     }
     const confFile = join(env.dir.path, `gc-${name.length}.conf`);
     writeFileSync(confFile, JSON.stringify(conf));

@@ -1,10 +1,10 @@
 // `kube-ipam gc --max-release`: a pod list that is suddenly nearly empty (the wrong cluster, a restored API
 // server, lost RBAC rights) makes gc refuse the whole run and release nothing, in any network; an operator
-// who means it raises the limit. Real etcd, the real binary, the Kubernetes API stand-in.
+// who means it raises the limit. Real etcd, the real binary, a real kube-apiserver.
 import { describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { makePod } from "../support/k8s_api.ts";
+import { makePod } from "../support/kube_apiserver.ts";
 import { etcdNetConf, mapLimit, runCli, runPlugin } from "../support/plugin.ts";
 import { useCluster } from "../support/fixtures.ts";
 
@@ -28,7 +28,7 @@ function networks(names: readonly string[]) {
 /** `n` pods, each with an address in `conf`'s network; returns the pod names. */
 async function podsWithAddresses(conf: { name: string }, n: number): Promise<string[]> {
   const names = Array.from({ length: n }, (_, i) => `${conf.name}-pod-${i}`);
-  for (const name of names) env.api.setPod(makePod({ name }));
+  for (const name of names) await env.api.setPod(makePod({ name }));
   await mapLimit(names, 6, async (name) => {
     const r = await runPlugin(conf, { command: "ADD", containerID: `c-${name}`, args: `K8S_POD_NAMESPACE=default;K8S_POD_NAME=${name}` });
     if (r.exitCode !== 0) throw new Error(`ADD ${name} failed: ${r.stdout}`);
@@ -50,8 +50,8 @@ describe("kube-ipam gc --max-release", () => {
     const bigPods = await podsWithAddresses(big.conf, 12);
     const smallPods = await podsWithAddresses(small.conf, 3);
     // The API now shows 1 of big's 12 pods, and 2 of small's 3: small alone would be within the limit.
-    for (const p of bigPods.slice(1)) env.api.deletePod("default", p);
-    env.api.deletePod("default", smallPods[0]!);
+    for (const p of bigPods.slice(1)) await env.api.deletePod("default", p);
+    await env.api.deletePod("default", smallPods[0]!);
     const before = { big: await ls(big.path), small: await ls(small.path) };
 
     const refused = await gc(big.path);
@@ -98,13 +98,13 @@ describe("kube-ipam gc --max-release", () => {
   test("within the limit gc releases: at most 10 addresses always, a share up to the limit, a number up to it", async () => {
     const [tiny, half] = networks(["tiny", "half"]) as [ReturnType<typeof networks>[0], ReturnType<typeof networks>[0]];
     const tinyPods = await podsWithAddresses(tiny.conf, 10);
-    for (const p of tinyPods) env.api.deletePod("default", p); // all of them, but only 10 addresses
+    for (const p of tinyPods) await env.api.deletePod("default", p); // all of them, but only 10 addresses
     const r = await gc(tiny.path);
     expect(r.exitCode).toBe(0);
     expect(await ls(tiny.path)).toEqual([]);
 
     const halfPods = await podsWithAddresses(half.conf, 24);
-    for (const p of halfPods.slice(0, 12)) env.api.deletePod("default", p); // exactly 50%
+    for (const p of halfPods.slice(0, 12)) await env.api.deletePod("default", p); // exactly 50%
     expect((await gc(half.path, "--max-release", "49%")).exitCode).toBe(1);
     expect((await ls(half.path)).length).toBe(24);
     const ok = await gc(half.path);
@@ -112,7 +112,7 @@ describe("kube-ipam gc --max-release", () => {
     expect(ok.stdout.split("\n").filter((l) => l.startsWith("released ")).length).toBe(12);
     expect(await ls(half.path)).toEqual(halfPods.slice(12).map((p) => `c-${p}`).sort());
 
-    for (const p of halfPods.slice(12, 23)) env.api.deletePod("default", p); // 11 of the 12 left
+    for (const p of halfPods.slice(12, 23)) await env.api.deletePod("default", p); // 11 of the 12 left
     expect((await gc(half.path, "--max-release", "500")).exitCode).toBe(0);
     expect(await ls(half.path)).toEqual([`c-${halfPods[23]}`]);
   }, 60_000);

@@ -1,11 +1,11 @@
-// A small cluster's address space for the dashboard tests, made the way a cluster makes it: pods in the
-// Kubernetes API stand-in, ADD and DEL through the built plugin, a reservation through the CLI. Two
+// A small cluster's address space for the dashboard tests, made the way a cluster makes it: pods in a real
+// kube-apiserver (test/support/kube_apiserver.ts), ADD and DEL through the built plugin, a reservation through the CLI. Two
 // networks share one etcd prefix (one store): "web", whose config the controller gets, and "db", which
 // only the nodes know.
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { ClusterFixture } from "./fixtures.ts";
-import { makePod, makeStatefulSet } from "./k8s_api.ts";
+import { makePod, makeStatefulSet } from "./kube_apiserver.ts";
 import { runCli, runPlugin } from "./plugin.ts";
 
 export interface NetFile {
@@ -66,7 +66,7 @@ export function emptyScene(env: ClusterFixture): Scene {
     async add(net, name, opts = {}) {
       const namespace = opts.namespace ?? "shop";
       if (!opts.noPod) {
-        env.api.setPod(makePod({ namespace, name, nodeName: opts.node ?? "node-a", annotations: opts.annotations, ownerStatefulSet: opts.statefulSet }));
+        await env.api.setPod(makePod({ namespace, name, nodeName: opts.node ?? "node-a", annotations: opts.annotations, ownerStatefulSet: opts.statefulSet }));
       }
       const r = await runPlugin(net.conf, {
         command: "ADD",
@@ -100,7 +100,7 @@ export async function buildScene(env: ClusterFixture): Promise<Scene> {
   const nodes = ["node-a", "node-b", "node-c"];
   for (let i = 0; i < 6; i++) await s.add(s.web, `web-${i}`, { node: nodes[i % 3] });
   await s.add(s.web, "api-0", { node: "node-b", annotations: { "kube-ipam.ip": "10.30.0.100" } });
-  const cache = env.api.setStatefulSet(makeStatefulSet({ namespace: "shop", name: "cache", replicas: 2 }));
+  const cache = await env.api.setStatefulSet(makeStatefulSet({ namespace: "shop", name: "cache", replicas: 2 }));
   await s.add(s.web, "cache-0", { node: "node-c", statefulSet: cache });
   await s.add(s.web, "cache-1", { node: "node-a", statefulSet: cache });
   await s.del(s.web, "cache-1"); // parked: kept for the pod name

@@ -8,7 +8,7 @@ import { type NetFile, netFile } from "../support/dashboard_scene.ts";
 import { eventually } from "../support/eventually.ts";
 import { useCluster } from "../support/fixtures.ts";
 import type { PageDocument, PageElement } from "../support/page_dom.ts";
-import { makePod } from "../support/k8s_api.ts";
+import { makePod } from "../support/kube_apiserver.ts";
 import { mapLimit, runCli, runPlugin } from "../support/plugin.ts";
 
 // Used only inside functions that run in the page.
@@ -29,7 +29,7 @@ beforeAll(async () => {
     exclude: ["10.64.0.0/20"],
   });
   held = await mapLimit(Array.from({ length: PODS }, (_, i) => `app-${i}`), 4, async (pod, i) => {
-    env.api.setPod(makePod({ namespace: "big", name: pod, nodeName: `node-${i % 4}` }));
+    await env.api.setPod(makePod({ namespace: "big", name: pod, nodeName: `node-${i % 4}` }));
     const r = await runPlugin(big.conf, {
       command: "ADD", containerID: `c-${pod}`, args: `K8S_POD_NAMESPACE=big;K8S_POD_NAME=${pod}`, env: { KUBE_IPAM_NODE_NAME: `node-${i % 4}` },
     });
