@@ -1,31 +1,29 @@
 // Operating the pool from the command line: show, usage and release, with the real binary, on the
-// embedded store and on a real etcd (with the Kubernetes API stand-in for sticky addresses). Every test
+// embedded store and on a real etcd (with a real kube-apiserver for sticky addresses). Every test
 // has its own data directory or etcd key prefix.
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { makeTestPki } from "../support/certs.ts";
 import { type EtcdServer, startEtcd } from "../support/etcd.ts";
-import { type KubeApi, makePod, makeStatefulSet, startKubeApi } from "../support/k8s_api.ts";
+import { type KubeApiServer, makePod, makeStatefulSet, startKubeApiServer } from "../support/kube_apiserver.ts";
 import { type CniReply, fileNetConf, runCli, runPlugin, tempDir } from "../support/plugin.ts";
 
 const USAGE_HINT = 'Run "kube-ipam help" for usage.\n';
 const NETWORK = "opsnet";
 
 let etcd: EtcdServer;
-let api: KubeApi;
+let api: KubeApiServer;
 let kubeconfig: string;
 let shared: ReturnType<typeof tempDir>;
 let dir: ReturnType<typeof tempDir>;
 
 beforeAll(async () => {
   shared = tempDir("kube-ipam-ops-");
-  etcd = await startEtcd();
-  api = startKubeApi(makeTestPki());
+  [etcd, api] = await Promise.all([startEtcd(), startKubeApiServer()]);
   kubeconfig = api.writeKubeconfig(join(shared.path, "kube"), "token");
-});
+}, 90_000);
 afterAll(async () => {
-  api.stop();
+  await api?.stop();
   await etcd.stop();
   shared.cleanup();
 });
@@ -369,14 +367,13 @@ describe("etcd with the Kubernetes API: a parked sticky address", () => {
     const conf = STORES[1]!.conf({ ...POOL, kubeConfig: kubeconfig });
     const prefix = `${(conf.ipam.etcdConfig as { etcdPrefix: string }).etcdPrefix}/`;
     const file = writeConf(conf);
-    const sts = makeStatefulSet({ name: "db" });
-    api.setStatefulSet(sts);
-    api.setPod(makePod({ name: "db-0", ownerStatefulSet: sts }));
+    const sts = await api.setStatefulSet(makeStatefulSet({ name: "db" }));
+    await api.setPod(makePod({ name: "db-0", ownerStatefulSet: sts }));
     const args = "K8S_POD_NAMESPACE=default;K8S_POD_NAME=db-0";
     const ip = await add(conf, "c-db0", args);
     const hex = ip.split(".").map((b) => Number(b).toString(16).padStart(2, "0")).join("");
     expect((await runPlugin(conf, { command: "DEL", containerID: "c-db0", args })).exitCode).toBe(0);
-    api.deletePod("default", "db-0");
+    await api.deletePod("default", "db-0");
 
     const show = ok(await runCli(["show", ip, "--conf", file, "-o", "json"])).json;
     expect(show.held).toMatchObject({ ip, containerID: "c-db0", podNamespace: "default", podName: "db-0", kind: "sticky" });

@@ -5,9 +5,8 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { startAgent } from "../support/agent.ts";
 import { type Blackhole, startBlackhole } from "../support/blackhole.ts";
-import { makeTestPki } from "../support/certs.ts";
 import { type EtcdServer, startEtcd } from "../support/etcd.ts";
-import { type KubeApi, makePod, startKubeApi } from "../support/k8s_api.ts";
+import { type KubeApiServer, makePod, startKubeApiServer } from "../support/kube_apiserver.ts";
 import { etcdNetConf, runPlugin, tempDir } from "../support/plugin.ts";
 
 const BUDGET_S = 3;
@@ -15,7 +14,7 @@ const BUDGET_S = 3;
 const SLACK_MS = 2500;
 
 let etcd: EtcdServer;
-let api: KubeApi;
+let api: KubeApiServer;
 let hole: Blackhole;
 let dir: ReturnType<typeof tempDir>;
 let goodKube: string;
@@ -23,16 +22,15 @@ let holeKube: string;
 
 beforeAll(async () => {
   dir = tempDir();
-  etcd = await startEtcd();
-  api = startKubeApi(makeTestPki());
-  api.setPod(makePod({ name: "web-0" }));
+  [etcd, api] = await Promise.all([startEtcd(), startKubeApiServer()]);
+  await api.setPod(makePod({ name: "web-0" }));
   hole = startBlackhole();
   goodKube = api.writeKubeconfig(join(dir.path, "good"), "token");
   holeKube = api.writeKubeconfig(join(dir.path, "hole"), "token", { server: `https://${hole.address}` });
-});
+}, 90_000);
 afterAll(async () => {
   hole.stop();
-  api.stop();
+  await api?.stop();
   await etcd.stop();
   dir.cleanup();
 });

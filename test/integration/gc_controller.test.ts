@@ -1,33 +1,31 @@
-// Garbage collection and the controller, on real etcd with the Kubernetes API stand-in: exactly the
+// Garbage collection and the controller, on real etcd with a real kube-apiserver: exactly the
 // leaked addresses go, nothing on partial knowledge, one leader at a time, metrics that match the store.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
-import { makeTestPki } from "../support/certs.ts";
 import { type EtcdServer, freePorts, startEtcd } from "../support/etcd.ts";
-import { type KubeApi, makePod, makeStatefulSet, startKubeApi } from "../support/k8s_api.ts";
+import { type KubeApiServer, makePod, makeStatefulSet, startKubeApiServer } from "../support/kube_apiserver.ts";
 import { BINARY, etcdNetConf, runCli, runPlugin, tempDir } from "../support/plugin.ts";
 
 let etcd: EtcdServer;
-let api: KubeApi;
+let api: KubeApiServer;
 let kubeconfig: string;
 let dir: ReturnType<typeof tempDir>;
 
 beforeAll(async () => {
   dir = tempDir();
-  etcd = await startEtcd();
-  api = startKubeApi(makeTestPki());
+  [etcd, api] = await Promise.all([startEtcd(), startKubeApiServer()]);
   kubeconfig = api.writeKubeconfig(join(dir.path, "kube"), "token");
-});
+}, 90_000);
 afterAll(async () => {
-  api.stop();
+  await api?.stop();
   await etcd.stop();
   dir.cleanup();
 });
 
-function netConf() {
-  const conf = etcdNetConf(etcd.endpoint, dir.path, { subnet: "10.70.0.0/24", kubeConfig: kubeconfig });
+function netConf(kubeConfig = kubeconfig) {
+  const conf = etcdNetConf(etcd.endpoint, dir.path, { subnet: "10.70.0.0/24", kubeConfig });
   const path = join(dir.path, `${conf.name}.conf`);
   writeFileSync(path, JSON.stringify(conf));
   return { conf, path };
@@ -52,11 +50,9 @@ async function ls(path: string): Promise<any[]> {
 describe("kube-ipam gc", () => {
   test("releases exactly the leaked allocations; dry run and grace change nothing", async () => {
     const { conf, path } = netConf();
-    const sts = makeStatefulSet({ name: "db" });
-    const goneSts = makeStatefulSet({ name: "olddb" });
-    api.setStatefulSet(sts);
-    api.setStatefulSet(goneSts);
-    const pods = {
+    const sts = await api.setStatefulSet(makeStatefulSet({ name: "db" }));
+    const goneSts = await api.setStatefulSet(makeStatefulSet({ name: "olddb" }));
+    const made = {
       live: makePod({ name: "live" }),
       gone: makePod({ name: "gone" }),
       replaced: makePod({ name: "replaced" }),
@@ -65,21 +61,25 @@ describe("kube-ipam gc", () => {
       parkedOrphan: makePod({ name: "olddb-0", ownerStatefulSet: goneSts }),
       liveSticky: makePod({ name: "db-1", ownerStatefulSet: sts }),
     };
-    for (const p of Object.values(pods)) api.setPod(p);
+    const pods = {} as Record<keyof typeof made, Awaited<ReturnType<typeof api.setPod>>>;
+    for (const [key, p] of Object.entries(made)) pods[key as keyof typeof made] = await api.setPod(p);
     const ip = {} as Record<keyof typeof pods | "noPod", string>;
     for (const [key, p] of Object.entries(pods)) ip[key as keyof typeof pods] = await add(conf, `c-${key}`, p.metadata.name);
     ip.noPod = await add(conf, "c-no-pod", undefined);
 
     // What happens in the cluster afterwards:
-    api.deletePod("default", "gone"); // deleted, DEL never ran
-    api.setPod(makePod({ name: "replaced" })); // same name, new UID
-    api.setPod({ ...pods.terminating, metadata: { ...pods.terminating.metadata, deletionTimestamp: new Date().toISOString() } });
+    await api.deletePod("default", "gone"); // deleted, DEL never ran
+    await api.setPod(makePod({ name: "replaced" })); // same name, new UID
+    // Deleted with its grace period: terminating until a kubelet confirms it (none runs here).
+    const terminating = await api.setPod({ ...pods.terminating, metadata: { ...pods.terminating.metadata, deletionTimestamp: new Date().toISOString() } });
+    expect(terminating.metadata.uid).toBe(pods.terminating.metadata.uid);
+    expect(terminating.metadata.deletionTimestamp).toBeDefined();
     await runPlugin(conf, { command: "DEL", containerID: "c-parkedKept" }); // parked, StatefulSet lives
     await runPlugin(conf, { command: "DEL", containerID: "c-parkedOrphan" }); // parked, StatefulSet then deleted
-    api.deleteStatefulSet("default", "olddb");
-    api.deletePod("default", "olddb-0");
-    api.deletePod("default", "db-0");
-    api.deletePod("default", "db-1"); // live sticky whose pod vanished: parked for db
+    await api.deleteStatefulSet("default", "olddb");
+    await api.deletePod("default", "olddb-0");
+    await api.deletePod("default", "db-0");
+    await api.deletePod("default", "db-1"); // live sticky whose pod vanished: parked for db
 
     const before = await ls(path);
     const dry = await runCli(["gc", "--conf", path, "--dry-run", "--grace", "0s", "-o", "json"]);
@@ -111,19 +111,33 @@ describe("kube-ipam gc", () => {
     });
   });
 
-  test("with the API down gc fails and releases nothing", async () => {
-    const { conf, path } = netConf();
-    api.setPod(makePod({ name: "orphan" }));
+  test("with the API failing gc fails and releases nothing", async () => {
+    const faults = api.faults();
+    const { conf, path } = netConf(api.writeKubeconfig(join(dir.path, "kube-faults"), "token", { server: faults.url }));
+    await api.setPod(makePod({ name: "orphan" }));
     await add(conf, "c-orphan", "orphan");
-    api.deletePod("default", "orphan");
-    api.failWith(500);
+    await api.deletePod("default", "orphan");
+    faults.failWith(500);
     try {
       const gc = await runCli(["gc", "--conf", path, "--grace", "0s"]);
       expect(gc.exitCode).toBe(1);
-      expect(gc.stderr).toContain(api.url);
+      expect(gc.stderr).toContain(faults.url);
+      expect(gc.stderr).toContain("injected failure 500");
     } finally {
-      api.failWith(undefined);
+      faults.failWith(undefined);
     }
+    expect((await ls(path)).length).toBe(1);
+  });
+
+  test("with the API server down gc fails and releases nothing", async () => {
+    const down = `https://127.0.0.1:${freePorts(1)[0]}`;
+    const { conf, path } = netConf(api.writeKubeconfig(join(dir.path, "kube-down"), "token", { server: down }));
+    await api.setPod(makePod({ name: "orphan-2" }));
+    await add({ ...conf, ipam: { ...conf.ipam, kubeConfig: kubeconfig } }, "c-orphan-2", "orphan-2");
+    await api.deletePod("default", "orphan-2");
+    const gc = await runCli(["gc", "--conf", path, "--grace", "0s"]);
+    expect(gc.exitCode).toBe(1);
+    expect(gc.stderr).toContain(`${down}": connection refused`);
     expect((await ls(path)).length).toBe(1);
   });
 });
@@ -181,11 +195,11 @@ describe("kube-ipam controller", () => {
       expect((await fetch(`http://127.0.0.1:${follower.port}/healthz`)).status).toBe(200);
 
       // Two pods, one of which then vanishes without DEL: the leader releases it, and only it.
-      api.setPod(makePod({ name: "keep-me" }));
-      api.setPod(makePod({ name: "leak-1" }));
+      await api.setPod(makePod({ name: "keep-me" }));
+      await api.setPod(makePod({ name: "leak-1" }));
       const kept = await add(conf, "c-keep", "keep-me");
       await add(conf, "c-leak-1", "leak-1");
-      api.deletePod("default", "leak-1");
+      await api.deletePod("default", "leak-1");
       await eventually("the first leak released", 15_000, async () => ((await ls(path)).length === 1 ? true : undefined));
       expect((await ls(path)).map((x) => x.ip)).toEqual([kept]);
 
@@ -204,9 +218,9 @@ describe("kube-ipam controller", () => {
       leader.proc.kill(9);
       await leader.proc.exited;
       await eventually("the follower leading", 15_000, async () => (metric(await metrics(follower), "kube_ipam_leader") === 1 ? true : undefined));
-      api.setPod(makePod({ name: "leak-2" }));
+      await api.setPod(makePod({ name: "leak-2" }));
       await add(conf, "c-leak-2", "leak-2");
-      api.deletePod("default", "leak-2");
+      await api.deletePod("default", "leak-2");
       await eventually("the second leak released", 15_000, async () => ((await ls(path)).length === 1 ? true : undefined));
       expect((await ls(path)).map((x) => x.ip)).toEqual([kept]);
       expect(metric(await metrics(follower), `kube_ipam_gc_releases_total{network="${conf.name}"}`)).toBe(1);

@@ -5,8 +5,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { defaultConf, installedConfigs, kubectlKubeconfig, programName, withPluginDefaults } from "../../src/cli/kubectl_plugin.ts";
-import { makeTestPki } from "../support/certs.ts";
-import { type KubeApi, makePod, startKubeApi } from "../support/k8s_api.ts";
+import { type KubeApiServer, makePod, startKubeApiServer } from "../support/kube_apiserver.ts";
 import { BINARY, fileNetConf, runCli, runPlugin, tempDir } from "../support/plugin.ts";
 
 const VERSION: string = JSON.parse(readFileSync(resolve(import.meta.dir, "../../package.json"), "utf8")).version;
@@ -15,7 +14,7 @@ const KUBECTL = process.env.KUBECTL ?? Bun.which("kubectl");
 let dir: ReturnType<typeof tempDir>;
 let bin: string; // holds kubectl-ipam -> the binary
 let home: string; // an empty home: no ~/.kube/config unless a test writes one
-let api: KubeApi;
+let api: KubeApiServer;
 let conf: ReturnType<typeof fileNetConf>;
 let confFile: string;
 let ips: string[];
@@ -46,25 +45,25 @@ beforeAll(async () => {
   mkdirSync(bin);
   mkdirSync(home);
   symlinkSync(BINARY, join(bin, "kubectl-ipam"));
-  api = startKubeApi(makeTestPki());
+  api = await startKubeApiServer();
   const kubeconfig = api.writeKubeconfig(join(dir.path, "kube"), "token");
   // The pods' ADDs read them from the API; `kubectl ipam` commands get a config without kubeConfig.
   conf = fileNetConf(dir.path, { kubeConfig: kubeconfig }, { name: "kubectlnet" });
   ips = [];
   for (const pod of ["web-0", "web-1", "gone"]) {
-    api.setPod(makePod({ name: pod }));
+    await api.setPod(makePod({ name: pod }));
     const r = await runPlugin(conf, { command: "ADD", containerID: `c-${pod}`, args: `K8S_POD_NAMESPACE=default;K8S_POD_NAME=${pod}` });
     expect(r.exitCode).toBe(0);
     ips.push(r.json.ips[0].address.split("/")[0]);
   }
-  api.deletePod("default", "gone"); // leaked: no DEL
+  await api.deletePod("default", "gone"); // leaked: no DEL
   const ipam: Record<string, unknown> = { ...conf.ipam };
   delete ipam.kubeConfig;
   confFile = join(dir.path, "10-kubectlnet.conf");
   writeFileSync(confFile, JSON.stringify({ ...conf, ipam }));
-});
-afterAll(() => {
-  api?.stop();
+}, 90_000);
+afterAll(async () => {
+  await api?.stop();
   dir?.cleanup();
 });
 
