@@ -1,16 +1,15 @@
 // deploy/grafana-dashboard.json: a Grafana JSON model that imports anywhere (a data source input), and whose
 // every PromQL expression names only metrics and labels the binary really exports. Those are read from real
-// processes, not from the source: a controller and a node agent of the built binary, on etcd and the
-// Kubernetes API stand-in, made to produce every sample the dashboard reads (an ADD and a DEL through the
+// processes, not from the source: a controller and a node agent of the built binary, on etcd and
+// a real kube-apiserver, made to produce every sample the dashboard reads (an ADD and a DEL through the
 // agent, a request it refuses, a leaked address that gc releases), then scraped.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { type Agent, metricValue, startAgent } from "../support/agent.ts";
-import { makeTestPki } from "../support/certs.ts";
 import { type Controller, sampleOf, startController } from "../support/controller.ts";
 import { type EtcdServer, startEtcd } from "../support/etcd.ts";
-import { type KubeApi, makePod, startKubeApi } from "../support/k8s_api.ts";
+import { type KubeApiServer, makePod, startKubeApiServer } from "../support/kube_apiserver.ts";
 import { etcdNetConf, runPlugin, tempDir } from "../support/plugin.ts";
 import { checkExpr, type ExportedMetrics, exportedMetrics, TARGET_LABELS } from "../support/promql_check.ts";
 
@@ -79,7 +78,7 @@ describe("the dashboard's JSON model", () => {
 
 describe("the metrics the binary exports", () => {
   let etcd: EtcdServer;
-  let api: KubeApi;
+  let api: KubeApiServer;
   let agent: Agent;
   let controller: Controller;
   let dir: ReturnType<typeof tempDir>;
@@ -97,8 +96,7 @@ describe("the metrics the binary exports", () => {
 
   beforeAll(async () => {
     dir = tempDir("kube-ipam-dashboard-");
-    etcd = await startEtcd();
-    api = startKubeApi(makeTestPki());
+    [etcd, api] = await Promise.all([startEtcd(), startKubeApiServer()]);
     const kubeconfig = api.writeKubeconfig(join(dir.path, "kube"), "token");
     agent = await startAgent(dir.path);
     const conf = etcdNetConf(etcd.endpoint, dir.path, { subnet: "10.71.0.0/24", kubeConfig: kubeconfig, agentSocket: agent.socket });
@@ -109,13 +107,13 @@ describe("the metrics the binary exports", () => {
 
     // Through the agent: an ADD for a pod that stays, one for a pod that then goes without DEL (a leak), a DEL.
     for (const pod of ["stays", "leaks", "deleted"]) {
-      api.setPod(makePod({ name: pod }));
+      await api.setPod(makePod({ name: pod }));
       const r = await runPlugin(conf, { command: "ADD", containerID: `c-${pod}`, args: `K8S_POD_NAMESPACE=default;K8S_POD_NAME=${pod}` });
       expect(r.exitCode).toBe(0);
     }
     expect((await runPlugin(conf, { command: "DEL", containerID: "c-deleted" })).exitCode).toBe(0);
-    api.deletePod("default", "deleted");
-    api.deletePod("default", "leaks");
+    await api.deletePod("default", "deleted");
+    await api.deletePod("default", "leaks");
     expect(await agent.served("ADD")).toBe(3);
     // A request the agent refuses: not the protocol.
     await Bun.connect({ unix: agent.socket, socket: { data() {}, open(s) { s.write("not a request\n"); } } });
@@ -125,12 +123,12 @@ describe("the metrics the binary exports", () => {
       (sampleOf(await controller.metrics(), `kube_ipam_gc_releases_total{network="${conf.name}"}`) === 1 ? true : undefined));
 
     exported = exportedMetrics([(await controller.metrics())!, await agent.metrics()]);
-  }, 60_000);
+  }, 90_000);
 
   afterAll(async () => {
     await controller?.kill();
     await agent?.stop();
-    api?.stop();
+    await api?.stop();
     await etcd?.stop();
     dir?.cleanup();
   });

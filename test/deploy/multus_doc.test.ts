@@ -1,16 +1,15 @@
 // docs/multus.md: the layered web/database example works as written. Its NetworkAttachmentDefinitions pass
 // the plugin's loader and agree with deploy/ (host paths of the etcd files and kubeconfig); the real plugin,
 // called the way Multus calls it (one ADD per interface, CNI_ARGS naming the pod) for pods made from the
-// documented templates, gives the documented addresses. The embedded store stands in for etcd and the
-// HTTPS API stand-in for Kubernetes.
+// documented templates, gives the documented addresses. The embedded store stands in for etcd; the pods
+// are in a real kube-apiserver.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { loadIpamConfig } from "../../src/config/ipam_config.ts";
 import { prefixContains } from "../../src/ip/prefix.ts";
 import { podPolicy } from "../../src/ipam/pod_policy.ts";
-import { makeTestPki } from "../support/certs.ts";
-import { type KubeApi, makePod, startKubeApi } from "../support/k8s_api.ts";
+import { type KubeApiServer, makePod, startKubeApiServer } from "../support/kube_apiserver.ts";
 import { runCli, runPlugin, tempDir } from "../support/plugin.ts";
 
 type Any = any;
@@ -80,13 +79,13 @@ describe("the documented objects", () => {
 });
 
 describe("the plugin gives the documented addresses", () => {
-  let api: KubeApi;
+  let api: KubeApiServer;
   let dir: ReturnType<typeof tempDir>;
   let confs: Record<string, Any>;
 
-  beforeAll(() => {
+  beforeAll(async () => {
     dir = tempDir("kube-ipam-multus-");
-    api = startKubeApi(makeTestPki());
+    api = await startKubeApiServer();
     const kubeconfig = api.writeKubeconfig(join(dir.path, "kube"), "token");
     confs = Object.fromEntries(["db-net", "db-repl-net"].map((name) => {
       const conf = nadConfig(name);
@@ -96,16 +95,16 @@ describe("the plugin gives the documented addresses", () => {
       conf.ipam.logFile = join(dir.path, "kube-ipam.log");
       return [name, conf];
     }));
-  });
-  afterAll(() => {
-    api.stop();
+  }, 90_000);
+  afterAll(async () => {
+    await api?.stop();
     dir.cleanup();
   });
 
   /** Multus: one ADD per attachment, interface named as in the annotation. */
   async function startPod(deploymentName: string, podName: string, containerID: string) {
     const template = deployment(deploymentName).spec.template;
-    api.setPod(makePod({ namespace: "shop", name: podName, annotations: template.metadata.annotations }));
+    await api.setPod(makePod({ namespace: "shop", name: podName, annotations: template.metadata.annotations }));
     const out: Record<string, Any> = {};
     for (const [network, ifName] of attachments(template)) {
       out[ifName] = await runPlugin(confs[network], {
@@ -160,7 +159,7 @@ describe("the plugin gives the documented addresses", () => {
       });
       expect(del.exitCode).toBe(0);
     }
-    api.deletePod("shop", "mysql-primary-7c9d5-abcde");
+    await api.deletePod("shop", "mysql-primary-7c9d5-abcde");
     const next = await startPod("mysql-primary", "mysql-primary-7c9d5-zzzzz", "c-next");
     expect(next.net1.json.ips[0].address).toBe("10.188.0.230/16");
     expect(next.net2.json.ips[0].address).toBe("10.189.0.230/16");
