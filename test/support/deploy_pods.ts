@@ -1,13 +1,13 @@
 // deploy/'s workloads run by podman as kubelet would run them on one node: the manifests parsed, their
-// Secrets and ConfigMap stood in for by test material (an etcd with mutual TLS, the Kubernetes API
-// stand-in), init containers run to completion, then the containers. test/support/pod_spec.ts does the
+// Secrets and ConfigMap stood in for by test material (an etcd with mutual TLS, a real kube-apiserver and
+// its ServiceAccount kube-system/kube-ipam's token), init containers run to completion, then the containers. test/support/pod_spec.ts does the
 // translation.
 import { mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { makeTestPki, type TestPki } from "./certs.ts";
 import { startEtcd, type EtcdServer } from "./etcd.ts";
 import { eventually } from "./eventually.ts";
-import { startKubeApi, type KubeApi } from "./k8s_api.ts";
+import { type KubeApiServer, startKubeApiServer } from "./kube_apiserver.ts";
 import { containerArgv, materializeVolumes, type PodContext } from "./pod_spec.ts";
 import type { Podman } from "./podman.ts";
 
@@ -30,12 +30,12 @@ export function manifest(file: string, kind: string): Any {
 export interface ClusterStandIns {
   readonly pki: TestPki;
   readonly etcd: EtcdServer;
-  readonly api: KubeApi;
+  readonly api: KubeApiServer;
   /** The ConfigMap's network config, edited as an operator would: etcdURL, subnet and range. */
   readonly networkConf: Any;
   readonly secrets: PodContext["secrets"];
   readonly configMaps: PodContext["configMaps"];
-  /** KUBERNETES_SERVICE_HOST/PORT as kubelet sets them: the API stand-in on loopback (host network). */
+  /** KUBERNETES_SERVICE_HOST/PORT as kubelet sets them: the API server on loopback (host network). */
   readonly serviceEnv: Readonly<Record<string, string>>;
   stop(): Promise<void>;
 }
@@ -45,8 +45,7 @@ const CONF_KEY = "10-kube-ipam.conf";
 /** Starts the stand-ins; the network config gets `subnet` (a /24) with the ConfigMap's range shape. */
 export async function startClusterStandIns(subnet: string): Promise<ClusterStandIns> {
   const pki = makeTestPki();
-  const etcd = await startEtcd({ pki });
-  const api = startKubeApi(pki);
+  const [etcd, api] = await Promise.all([startEtcd({ pki }), startKubeApiServer()]);
   const configMap = manifest("configmap.yaml", "ConfigMap");
   const conf = JSON.parse(configMap.data[CONF_KEY]);
   const net = subnet.replace(/\.0\/24$/, "");
@@ -60,12 +59,12 @@ export async function startClusterStandIns(subnet: string): Promise<ClusterStand
     networkConf: conf,
     secrets: {
       "kube-ipam-etcd-tls": { "ca.crt": pem(pki.ca.cert), "tls.crt": pem(pki.client.cert), "tls.key": pem(pki.client.key) },
-      "kube-ipam-plugin-token": { token: api.token, "ca.crt": pem(pki.ca.cert) },
+      "kube-ipam-plugin-token": { token: api.token, "ca.crt": pem(api.pki.ca.cert) },
     },
     configMaps: { [configMap.metadata.name]: { [CONF_KEY]: JSON.stringify(conf, null, 2) } },
     serviceEnv: { KUBERNETES_SERVICE_HOST: "127.0.0.1", KUBERNETES_SERVICE_PORT: new URL(api.url).port },
     async stop() {
-      api.stop();
+      await api.stop();
       await etcd.stop();
       rmSync(pki.dir, { recursive: true, force: true });
     },

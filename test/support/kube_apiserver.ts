@@ -57,6 +57,7 @@ export const NO_RIGHTS_USER = "no-rights";
 const ADMIN_USER = "kube-ipam-test-admin";
 
 let binDir: string | undefined;
+const SETPRIV = Bun.which("setpriv") ?? undefined;
 
 /**
  * The directory holding kube-apiserver and kubectl, from scripts/cluster/build-components.sh (cached; the first
@@ -567,7 +568,10 @@ function spawnApiServer(args: readonly string[], dir: string): Subprocess {
   appendFileSync(log, `--- started ${new Date().toISOString()}\n`);
   const fd = openSync(log, "a");
   try {
-    return Bun.spawn([join(kubeBinDir(), "kube-apiserver"), ...args], { stdin: "ignore", stdout: fd, stderr: fd });
+    // setpriv --pdeathsig: the kernel kills the server when the test process dies, even by SIGKILL (no
+    // exit hook runs then). It execs kube-apiserver, so the pid is the server's.
+    const wrap = SETPRIV ? [SETPRIV, "--pdeathsig", "KILL", "--"] : [];
+    return Bun.spawn([...wrap, join(kubeBinDir(), "kube-apiserver"), ...args], { stdin: "ignore", stdout: fd, stderr: fd });
   } finally {
     closeSync(fd);
   }
