@@ -5,7 +5,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { type EtcdServer, freePorts, startEtcd } from "../support/etcd.ts";
-import { type KubeApiServer, makePod, makeStatefulSet, startKubeApiServer } from "../support/kube_apiserver.ts";
+import { type KubeApiServer, makePod, makeStatefulSet, NO_RIGHTS_USER, startKubeApiServer } from "../support/kube_apiserver.ts";
 import { BINARY, etcdNetConf, runCli, runPlugin, tempDir } from "../support/plugin.ts";
 
 let etcd: EtcdServer;
@@ -126,6 +126,20 @@ describe("kube-ipam gc", () => {
     } finally {
       faults.failWith(undefined);
     }
+    expect((await ls(path)).length).toBe(1);
+  });
+
+  test("without the RBAC rights to list pods and StatefulSets gc fails with the server's 403 and releases nothing", async () => {
+    const noRights = api.writeKubeconfig(join(dir.path, "kube-no-rights"), "token", { token: api.noRightsToken });
+    const { conf, path } = netConf();
+    await api.setPod(makePod({ name: "orphan-3" }));
+    await add(conf, "c-orphan-3", "orphan-3");
+    await api.deletePod("default", "orphan-3");
+    const gc = await runCli(["gc", "--conf", path, "--grace", "0s", "--kubeconfig", noRights]);
+    expect(gc.exitCode).toBe(1);
+    // Whichever of its two lists is refused first.
+    expect(gc.stderr).toMatch(new RegExp(`^kube-ipam: Cannot list (pods|StatefulSets) from Kubernetes API "${api.url}": HTTP 403 Forbidden: ` +
+      `(pods|statefulsets\\.apps) is forbidden: User "${NO_RIGHTS_USER}" cannot list resource "(pods|statefulsets)" in API group "(|apps)" at the cluster scope\n$`));
     expect((await ls(path)).length).toBe(1);
   });
 
