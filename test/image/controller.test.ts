@@ -1,7 +1,7 @@
 // Two replicas of deploy/kube-ipam-controller.yaml's container, from the image built from deploy/Dockerfile,
 // run by podman as the Deployment's pod spec says (uid 65534, read-only root, no capabilities, the etcd TLS
 // Secret readable through fsGroup, the service account's token for in-cluster config), against an etcd
-// with mutual TLS and the Kubernetes API stand-in: one leads, both answer their probes, and stopping the
+// with mutual TLS and a real kube-apiserver: one leads, both answer their probes, and stopping the
 // leader hands the lead to the other.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";

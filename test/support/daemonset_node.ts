@@ -1,6 +1,6 @@
 // One node set up by deploy/kube-ipam-daemonset.yaml for real: the image built from deploy/Dockerfile, the
 // DaemonSet's init container run to completion and its install-cni container (the agent) running, by
-// podman, against an etcd with mutual TLS and the Kubernetes API stand-in.
+// podman, against an etcd with mutual TLS and a real kube-apiserver.
 //
 // The node's /opt/cni/bin, /etc/cni/net.d, /etc/kube-ipam, /run/kube-ipam, /var/log, /var/lib/cni/kube-ipam
 // are temporary directories (`node.host(path)`). The plugin and the CLI see the ones the installed config

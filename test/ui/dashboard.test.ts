@@ -1,5 +1,5 @@
 // The dashboard in a real browser (Debian's Chromium, headless) against the built binary's controller, real
-// etcd and the Kubernetes API stand-in: what an operator sees is what the CLI says, and it follows the
+// etcd and a real kube-apiserver: what an operator sees is what the CLI says, and it follows the
 // cluster live, without a reload. Screenshots of each state go to test/ui/screenshots/.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Page } from "playwright-core";
