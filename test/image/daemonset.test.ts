@@ -1,7 +1,7 @@
 // The shipping form, run for real: the image built from deploy/Dockerfile with podman, the DaemonSet's init
 // container and install-cni container run as deploy/kube-ipam-daemonset.yaml says (test/support/pod_spec.ts
-// translates it; test/support/daemonset_node.ts sets the node up), against an etcd with mutual TLS and the
-// a real kube-apiserver. Then podman, as the node's container runtime, starts containers on the config
+// translates it; test/support/daemonset_node.ts sets the node up), against an etcd with mutual TLS and a
+// real kube-apiserver. Then podman, as the node's container runtime, starts containers on the config
 // and binary the DaemonSet installed, with the agent running and with it stopped.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
