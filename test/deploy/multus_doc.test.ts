@@ -93,6 +93,7 @@ describe("the plugin gives the documented addresses", () => {
       conf.ipam.dataDir = join(dir.path, "data");
       conf.ipam.kubeConfig = kubeconfig;
       conf.ipam.logFile = join(dir.path, "kube-ipam.log");
+      conf.ipam.agentSocket = ""; // the plugin itself, whatever agent listens at the default socket
       return [name, conf];
     }));
   }, 90_000);

@@ -47,6 +47,9 @@ export function netFile(env: ClusterFixture, prefix: string, name: string, ipam:
       etcdConfig: { etcdURL: env.etcd.endpoint, etcdPrefix: prefix },
       kubeConfig: env.kubeconfig,
       logFile: join(env.dir.path, "kube-ipam.log"),
+      // The plugin runs every request itself: a node agent at the default socket (a real cluster on this
+      // machine) would see none of these files.
+      agentSocket: "",
       ...ipam,
     },
   };
