@@ -51,7 +51,9 @@ export class WarmResources implements Resources {
 
   async store(config: StoreConfig): Promise<StoreLease> {
     const key = JSON.stringify(config);
-    const files = config.kind === "etcd" ? [config.certFile, config.keyFile, config.caFile] : [];
+    // A changed certificate or kubeconfig file opens the store anew.
+    const files = config.kind === "etcd" ? [config.certFile, config.keyFile, config.caFile]
+      : config.kind === "kubernetes" ? [config.kubeConfig] : [];
     const store = await this.#cached(this.#stores, key, stamp(files), () => openStore(config, { heldViews: true }), (s) => s.close());
     return { store, done: () => Promise.resolve() };
   }

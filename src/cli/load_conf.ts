@@ -33,8 +33,14 @@ function readConf(path: string): string {
 }
 
 export function loadConfFile(path: string | undefined): IpamConfig {
+  return loadConfWithIpam(path).config;
+}
+
+/** The config, and its raw ipam section (for a command that reads more than one store's settings from it). */
+export function loadConfWithIpam(path: string | undefined): { config: IpamConfig; ipam: Record<string, unknown> } {
   if (!path) throw new UsageError("This command needs --conf FILE: the CNI network config (.conf or .conflist)");
   const text = readConf(path);
   const doc = selectKubeIpamConfig(decodeNetworkConfig(text, `"${path}"`), `"${path}"`);
-  return loadIpamConfig(doc, { envNodeName: process.env.KUBE_IPAM_NODE_NAME, hostname });
+  const config = loadIpamConfig(doc, { envNodeName: process.env.KUBE_IPAM_NODE_NAME, hostname });
+  return { config, ipam: (doc as { ipam: Record<string, unknown> }).ipam };
 }

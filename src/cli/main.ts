@@ -46,8 +46,10 @@ const COMMANDS: readonly CommandHelp[] = [
     about: ["the node agent: serves this node's plugins' requests", "with warm connections and a pod cache (until SIGTERM)"],
   },
   {
-    usage: ["migrate --from v0.2 --conf FILE [--dry-run] [-o table|json]"],
-    about: ["import kube-ipam v0.2's allocations of the network", "(docs/operations.md: upgrading from v0.2)"],
+    usage: ["migrate --from v0.2 --conf FILE [--dry-run] [-o table|json]",
+      "migrate --from etcd|kubernetes|file --to etcd|kubernetes|file --conf FILE [--dry-run] [--no-freeze] [-o table|json]"],
+    about: ["import kube-ipam v0.2's allocations of the network", "(docs/operations.md: upgrading from v0.2),",
+      "or move them to another store (docs/kubernetes-store.md)"],
     operator: true,
   },
   { usage: ["reserve NAME ADDR|A-B|CIDR... --conf FILE"], about: ["never hand these addresses out (any network)"], operator: true },
@@ -147,7 +149,7 @@ async function dispatch(program: ProgramName, command: string, rest: readonly st
     case "gc":
       return await gcCommand(parseFlags(rest, GC_VALUED, ["dry-run"]));
     case "migrate":
-      return await migrateCommand(parseFlags(rest, MIGRATE_VALUED, ["dry-run"]));
+      return await migrateCommand(parseFlags(rest, MIGRATE_VALUED, ["dry-run", "no-freeze"]));
     case "reserve":
       return await reserveCommand(parseFlags(rest, ["conf"]));
     case "unreserve":

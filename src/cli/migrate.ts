@@ -1,16 +1,26 @@
 // `kube-ipam migrate --from v0.2 --conf FILE [--dry-run] [-o table|json]`: import kube-ipam v0.2's allocations
 // of the network of FILE into this layout (ipam/migrate.ts). docs/operations.md has the upgrade procedure.
+// `kube-ipam migrate --from etcd --to kubernetes --conf FILE [--dry-run] [--no-freeze]` (any two of etcd,
+// kubernetes and file): move the network's allocations between stores (ipam/move.ts), both configured in
+// FILE's ipam section whichever ipam.datastore names. docs/kubernetes-store.md has the procedure.
+import { DATASTORES, type Datastore, parseStoreConfigOf } from "../config/store_config.ts";
 import { migrateV02, type MigrationEntry } from "../ipam/migrate.ts";
+import { moveNetwork, type MoveReport } from "../ipam/move.ts";
 import { openStore } from "../store/open.ts";
 import { outputFormat, type ParsedFlags, RefusedError, UsageError } from "./flags.ts";
-import { loadConfFile } from "./load_conf.ts";
+import { loadConfFile, loadConfWithIpam } from "./load_conf.ts";
 import { renderTable } from "./table.ts";
 
-export const MIGRATE_VALUED = ["from", "conf", "o", "output"] as const;
+export const MIGRATE_VALUED = ["from", "to", "conf", "o", "output"] as const;
+
+const STORES = DATASTORES.map((d) => `"${d}"`).join(", ");
 
 export async function migrateCommand(flags: ParsedFlags): Promise<string> {
   const from = flags.values.get("from");
-  if (from !== "v0.2") throw new UsageError(`migrate needs --from v0.2 (the only layout it knows), got ${from === undefined ? "nothing" : `"${from}"`}`);
+  if (DATASTORES.includes(from as Datastore)) return moveCommand(flags, from as Datastore);
+  if (from !== "v0.2") {
+    throw new UsageError(`migrate needs --from v0.2 or --from ${STORES} with --to, got ${from === undefined ? "nothing" : `"${from}"`}`);
+  }
   const format = outputFormat(flags);
   const dryRun = flags.switches.has("dry-run");
   const config = loadConfFile(flags.values.get("conf"));
@@ -37,5 +47,49 @@ function render(entries: readonly MigrationEntry[], dryRun: boolean, network: st
   const table = renderTable(["ADDRESS", "CONTAINER", "OUTCOME", "DETAIL"], entries.map((e) => [e.ip, e.containerID, verb(e), e.detail ?? ""]));
   const count = (o: MigrationEntry["outcome"]) => entries.filter((e) => e.outcome === o).length;
   return `${table}${dryRun ? "would import" : "imported"} ${count("imported")}, already present ${count("present")}, ` +
+    `conflicts ${count("conflict")}, unplaced ${count("unplaced")}\n`;
+}
+
+async function moveCommand(flags: ParsedFlags, from: Datastore): Promise<string> {
+  const to = flags.values.get("to");
+  if (!DATASTORES.includes(to as Datastore) || to === from) {
+    throw new UsageError(`migrate --from ${from} needs --to one of the other stores (${STORES}), got ${to === undefined ? "nothing" : `"${to}"`}`);
+  }
+  const format = outputFormat(flags);
+  const dryRun = flags.switches.has("dry-run");
+  const { config, ipam } = loadConfWithIpam(flags.values.get("conf"));
+  const source = await openStore(parseStoreConfigOf(ipam, from));
+  try {
+    const target = await openStore(parseStoreConfigOf(ipam, to as Datastore));
+    try {
+      // An ADD that read the reservations just before the freeze ends within its budget.
+      const settle = () => Bun.sleep(config.timeoutSeconds * 1000 + 1000);
+      const report = await moveNetwork(source, target, config, { dryRun, freeze: !flags.switches.has("no-freeze"), settle, now: new Date() });
+      const text = format === "json" ? `${JSON.stringify({ dryRun, from: source.location, to: target.location, ...report }, null, 2)}\n`
+        : renderMove(report, dryRun, source.location, target.location);
+      const trouble = report.entries.filter((e) => e.outcome === "conflict" || e.outcome === "unplaced").length;
+      if (trouble > 0) {
+        throw new RefusedError(`${trouble} of ${report.entries.length} allocations of network "${config.network}" could not be placed in ` +
+          `${target.location} (see the list); the others were`, text);
+      }
+      return text;
+    } finally {
+      await target.close();
+    }
+  } finally {
+    await source.close();
+  }
+}
+
+function renderMove(report: MoveReport, dryRun: boolean, from: string, to: string): string {
+  const verb = (o: string) => (o === "moved" && dryRun ? "would move" : o);
+  const rows = report.entries.map((e) => [e.ip, e.pod ?? "", e.containerID.slice(0, 12), verb(e.outcome), e.detail ?? ""]);
+  const count = (o: string) => report.entries.filter((e) => e.outcome === o).length;
+  const head = `Network "${report.network}": ${from} -> ${to}` +
+    (report.freeze ? `${dryRun ? "" : `, frozen in the source by reservation "${report.freeze}"`}` : ", source not frozen") + "\n";
+  const reservations = report.reservations.length
+    ? `reservations: ${report.reservations.map((r) => `${r.name} ${verb(r.outcome)}`).join(", ")}\n` : "";
+  return head + (rows.length ? renderTable(["ADDRESS", "POD", "CONTAINER", "OUTCOME", "DETAIL"], rows) : "No allocations in the source\n") +
+    reservations + `${dryRun ? "would move" : "moved"} ${count("moved")}, already present ${count("present")}, ` +
     `conflicts ${count("conflict")}, unplaced ${count("unplaced")}\n`;
 }

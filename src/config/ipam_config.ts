@@ -9,13 +9,14 @@ import { canonicalizeRange, InvalidRangeError, type Range } from "../ip/range.ts
 import { formatRangeSet, type RangeSet, rangeSetProblem, rangeSetsOverlap } from "../ip/range_set.ts";
 import { ConfigError } from "./errors.ts";
 import { type LogLevel, parseLogLevel } from "./log_level.ts";
-import { parseStoreConfig, type StoreConfig } from "./store_config.ts";
+import { DEFAULT_KUBECONFIG, parseStoreConfig, type StoreConfig } from "./store_config.ts";
+
+export { DEFAULT_KUBECONFIG };
 import { isRecord } from "../lib/is_record.ts";
 import { DEFAULT_AGENT_SOCKET, DEFAULT_TIMEOUT_SECONDS } from "../agent/protocol.ts";
 import { quote } from "../lib/quote.ts";
 
 export const DEFAULT_LOG_FILE = "/var/log/kube-ipam.log";
-export const DEFAULT_KUBECONFIG = "/etc/kubernetes/pki/kubectl.kubeconfig";
 
 export interface Attachment {
   readonly containerID: string;

@@ -1,10 +1,15 @@
-// Which store holds the pool: etcd when `etcdConfig` is present, else the embedded file store.
+// Which store holds the pool: `ipam.datastore` when set ("kubernetes", "etcd" or "file"); else etcd when
+// `etcdConfig` is present, else the embedded file store.
 import { parseEndpoint } from "../lib/endpoint.ts";
 import { ConfigError } from "./errors.ts";
 import { quote } from "../lib/quote.ts";
 
 export const DEFAULT_DATA_DIR = "/var/lib/cni/kube-ipam";
 export const DEFAULT_ETCD_PREFIX = "/kube-ipam";
+export const DEFAULT_KUBECONFIG = "/etc/kubernetes/pki/kubectl.kubeconfig";
+export const DEFAULT_LEASE_NAMESPACE = "kube-system";
+export const DATASTORES = ["kubernetes", "etcd", "file"] as const;
+export type Datastore = (typeof DATASTORES)[number];
 
 export interface FileStoreConfig {
   readonly kind: "file";
@@ -22,14 +27,22 @@ export interface EtcdStoreConfig {
   readonly legacyV02?: boolean;
 }
 
-export type StoreConfig = FileStoreConfig | EtcdStoreConfig;
+export interface KubernetesStoreConfig {
+  readonly kind: "kubernetes";
+  /** ipam.kubeConfig; undefined: inside a pod its service account, else DEFAULT_KUBECONFIG when it exists. */
+  readonly kubeConfig?: string;
+  /** Where the controllers' leader Lease lives (ipam.leaseNamespace). */
+  readonly leaseNamespace: string;
+}
+
+export type StoreConfig = FileStoreConfig | EtcdStoreConfig | KubernetesStoreConfig;
 
 type Obj = Record<string, unknown>;
 
-function str(obj: Obj, key: string): string | undefined {
+function str(obj: Obj, key: string, field = `ipam.etcdConfig.${key}`): string | undefined {
   const v = obj[key];
   if (v === undefined || v === null || v === "") return undefined;
-  if (typeof v !== "string") throw new ConfigError(`ipam.etcdConfig.${key}`, `expected a string, got ${quote(v)}`);
+  if (typeof v !== "string") throw new ConfigError(field, `expected a string, got ${quote(v)}`);
   return v;
 }
 
@@ -45,14 +58,39 @@ function parseEndpoints(raw: string): string[] {
   });
 }
 
+/** The store `ipam.datastore` names, or the default: etcd when etcdConfig is set, else file. */
 export function parseStoreConfig(ipam: Obj): StoreConfig {
+  const named = ipam.datastore;
+  if (named !== undefined && named !== null && !DATASTORES.includes(named as Datastore)) {
+    throw new ConfigError("ipam.datastore", `expected one of ${DATASTORES.map((d) => `"${d}"`).join(", ")}, got ${quote(named)}`);
+  }
+  const hasEtcd = ipam.etcdConfig !== undefined && ipam.etcdConfig !== null;
+  return parseStoreConfigOf(ipam, (named as Datastore | undefined) ?? (hasEtcd ? "etcd" : "file"));
+}
+
+/**
+ * The configuration of store `kind` from the same ipam section, whichever `datastore` names (kube-ipam
+ * migrate reads both sides of a move from one network config).
+ */
+export function parseStoreConfigOf(ipam: Obj, kind: Datastore): StoreConfig {
+  if (kind === "kubernetes") {
+    const kubeConfig = str(ipam, "kubeConfig", "ipam.kubeConfig");
+    const leaseNamespace = str(ipam, "leaseNamespace", "ipam.leaseNamespace") ?? DEFAULT_LEASE_NAMESPACE;
+    if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(leaseNamespace)) {
+      throw new ConfigError("ipam.leaseNamespace", `${quote(leaseNamespace)} is not a Kubernetes namespace name`);
+    }
+    return { kind, ...(kubeConfig && { kubeConfig }), leaseNamespace };
+  }
   const etcd = ipam.etcdConfig;
-  if (etcd === undefined || etcd === null) {
+  if (kind === "file") {
     const dataDir = ipam.dataDir;
     if (dataDir !== undefined && (typeof dataDir !== "string" || dataDir === "")) {
       throw new ConfigError("ipam.dataDir", `expected a directory path, got ${quote(dataDir)}`);
     }
     return { kind: "file", dataDir: (dataDir as string | undefined) ?? DEFAULT_DATA_DIR };
+  }
+  if (etcd === undefined || etcd === null) {
+    throw new ConfigError("ipam.etcdConfig", 'required when ipam.datastore is "etcd": an object with etcdURL');
   }
   if (typeof etcd !== "object" || Array.isArray(etcd)) {
     throw new ConfigError("ipam.etcdConfig", "expected an object with etcdURL");

@@ -26,6 +26,8 @@ export interface VersionedList<T> {
 export interface ListOptions {
   /** As the API takes it, e.g. "spec.nodeName=node-1". */
   readonly fieldSelector?: string;
+  /** As the API takes it, e.g. "kube-ipam.io/network=net1,kube-ipam.io/block in (4-0a000,4-0a001)". */
+  readonly labelSelector?: string;
   /** Aborts the list (the promise then rejects). */
   readonly signal?: AbortSignal;
 }
@@ -34,6 +36,9 @@ export interface WatchOptions {
   /** Events after this version; from a list or the last event seen. */
   readonly resourceVersion: string;
   readonly fieldSelector?: string;
+  readonly labelSelector?: string;
+  /** Default application/json; e.g. PartialObjectMetadata for names and labels only. */
+  readonly accept?: string;
   readonly allowWatchBookmarks?: boolean;
   /** The server ends the watch cleanly after this long. */
   readonly timeoutSeconds?: number;
@@ -87,7 +92,7 @@ export class KubeClient {
 
   /** Pods of the selection, all pages, with the list's resourceVersion to watch from. */
   listPodsVersioned(options: ListOptions = {}): Promise<VersionedList<Pod>> {
-    return this.#listVersioned("/api/v1/pods", "list pods", options);
+    return this.listVersioned("/api/v1/pods", "list pods", options);
   }
 
   listStatefulSets(): Promise<StatefulSet[]> {
@@ -100,12 +105,17 @@ export class KubeClient {
    * connection breaks, or the server sends an ERROR event (`status` is its code: 410 when the version is
    * too old and the caller must list again). An exception from `onEvent` ends the watch and is rethrown.
    */
-  async watchPods(options: WatchOptions, onEvent: (event: WatchEvent<Pod>) => void): Promise<void> {
-    const action = "watch pods";
+  watchPods(options: WatchOptions, onEvent: (event: WatchEvent<Pod>) => void): Promise<void> {
+    return this.watch("/api/v1/pods", "watch pods", options, onEvent);
+  }
+
+  /** As watchPods, for the collection at `path` (e.g. "/apis/kube-ipam.io/v1alpha1/ipallocations"). */
+  async watch<T>(path: string, action: string, options: WatchOptions, onEvent: (event: WatchEvent<T>) => void): Promise<void> {
     const { signal, timeoutSeconds } = options;
     if (signal.aborted) return;
     let query = `?watch=true&resourceVersion=${enc(options.resourceVersion)}`;
     if (options.fieldSelector) query += `&fieldSelector=${enc(options.fieldSelector)}`;
+    if (options.labelSelector) query += `&labelSelector=${enc(options.labelSelector)}`;
     if (options.allowWatchBookmarks) query += "&allowWatchBookmarks=true";
     if (timeoutSeconds) query += `&timeoutSeconds=${timeoutSeconds}`;
     // One controller for the caller's abort and both of our timeouts; which one fired decides the outcome.
@@ -125,7 +135,7 @@ export class KubeClient {
     try {
       let res: Response;
       try {
-        res = await this.#fetch(`${this.server}/api/v1/pods${query}`, ac.signal);
+        res = await this.#fetch(`${this.server}${path}${query}`, ac.signal, options.accept ? { method: "GET", accept: options.accept } : undefined);
       } catch (e) {
         if (signal.aborted) return;
         throw this.#unavailable(action, { error: timedOut ?? e, status: 0 });
@@ -152,7 +162,7 @@ export class KubeClient {
         const lines = buffer.split("\n");
         buffer = chunk.done ? "" : lines.pop()!;
         for (const line of lines) {
-          if (line.trim()) onEvent(this.#event(line, action));
+          if (line.trim()) onEvent(this.#event<T>(line, action));
         }
         if (chunk.done) return;
       }
@@ -164,14 +174,14 @@ export class KubeClient {
     }
   }
 
-  #event(line: string, action: string): WatchEvent<Pod> {
+  #event<T>(line: string, action: string): WatchEvent<T> {
     const event = parseJSON(line);
     if (isRecord(event) && isRecord(event.object)) {
       const { type, object } = event;
       if (type === "ERROR" && isStatus(object)) throw this.#unavailable(action, { event: object });
       if (isRecord(object.metadata) && (type === "ADDED" || type === "MODIFIED" || type === "DELETED" ||
         (type === "BOOKMARK" && typeof object.metadata.resourceVersion === "string"))) {
-        return event as WatchEvent<Pod>;
+        return event as WatchEvent<T>;
       }
     }
     throw this.#unavailable(action, { status: 200, body: `watch event ${line}` });
@@ -187,12 +197,14 @@ export class KubeClient {
   }
 
   async #list<T>(path: string, action: string): Promise<T[]> {
-    return (await this.#listVersioned<T>(path, action, {})).items;
+    return (await this.listVersioned<T>(path, action, {})).items;
   }
 
-  async #listVersioned<T>(path: string, action: string, options: ListOptions): Promise<VersionedList<T>> {
+  /** Every item of the collection at `path` in the selection, all pages; throws rather than return part of it. */
+  async listVersioned<T>(path: string, action: string, options: ListOptions = {}): Promise<VersionedList<T>> {
     const items: T[] = [];
-    const selector = options.fieldSelector ? `&fieldSelector=${enc(options.fieldSelector)}` : "";
+    let selector = options.fieldSelector ? `&fieldSelector=${enc(options.fieldSelector)}` : "";
+    if (options.labelSelector) selector += `&labelSelector=${enc(options.labelSelector)}`;
     let token = "";
     let resourceVersion: unknown;
     do {
@@ -211,12 +223,15 @@ export class KubeClient {
     return { items, resourceVersion: typeof resourceVersion === "string" ? resourceVersion : "" };
   }
 
-  #fetch(url: string, signal: AbortSignal): Promise<Response> {
+  #fetch(url: string, signal: AbortSignal, write?: Write): Promise<Response> {
     const { ca, cert, key, insecureSkipTLSVerify } = this.#config;
-    const headers: Record<string, string> = { Accept: "application/json", "User-Agent": "kube-ipam" };
+    const headers: Record<string, string> = { Accept: write?.accept ?? "application/json", "User-Agent": "kube-ipam" };
     const token = this.#currentToken();
     if (token) headers.Authorization = `Bearer ${token}`;
+    if (write?.body !== undefined) headers["Content-Type"] = write.contentType ?? "application/json";
     return fetch(url, {
+      method: write?.method ?? "GET",
+      body: write?.body === undefined ? undefined : JSON.stringify(write.body),
       headers,
       redirect: "manual",
       signal,
@@ -224,7 +239,17 @@ export class KubeClient {
     });
   }
 
-  async #request(path: string, action: string, abort?: AbortSignal): Promise<{ status: number; body: unknown }> {
+  /**
+   * Any request, for the stores' objects: the answer when its status is one of `answers` (each a real answer
+   * the caller handles: 201 Created, 404 NotFound, 409 AlreadyExists or Conflict), else KubeUnavailableError.
+   */
+  send(method: string, path: string, action: string, options: SendOptions = {}): Promise<{ status: number; body: unknown }> {
+    return this.#request(path, action, undefined, { method, body: options.body, contentType: options.contentType, accept: options.accept },
+      options.answers ?? [200, 201]);
+  }
+
+  async #request(path: string, action: string, abort?: AbortSignal, write?: Write,
+    answers: readonly number[] = [200, 404]): Promise<{ status: number; body: unknown }> {
     let status = 0;
     let statusText = "";
     let text: string;
@@ -233,14 +258,14 @@ export class KubeClient {
     try {
       if (limit <= 0) throw new DOMException("no time left", "TimeoutError");
       const timeout = AbortSignal.timeout(limit);
-      const res = await this.#fetch(this.server + path, abort ? AbortSignal.any([timeout, abort]) : timeout);
+      const res = await this.#fetch(this.server + path, abort ? AbortSignal.any([timeout, abort]) : timeout, write);
       ({ status, statusText } = res);
       text = await res.text();
     } catch (e) {
       throw this.#unavailable(action, { error: e, status, timeoutMs: limit });
     }
     const body = parseJSON(text);
-    if ((status !== 200 && status !== 404) || body === undefined) {
+    if (!answers.includes(status) || body === undefined) {
       throw this.#unavailable(action, { status, statusText, body: body ?? text });
     }
     return { status, body };
@@ -271,6 +296,24 @@ export class KubeClient {
     return new KubeUnavailableError(this.server, `Cannot ${action} from Kubernetes API "${this.server}": ${reason}`,
       status, { cause });
   }
+}
+
+interface Write {
+  readonly method: string;
+  readonly body?: unknown;
+  readonly contentType?: string;
+  readonly accept?: string;
+}
+
+export interface SendOptions {
+  /** Sent as JSON. */
+  readonly body?: unknown;
+  /** Default application/json; "application/merge-patch+json" for a merge patch. */
+  readonly contentType?: string;
+  /** Default application/json; e.g. a PartialObjectMetadataList for names and labels only. */
+  readonly accept?: string;
+  /** The statuses that are answers. Default 200 and 201. */
+  readonly answers?: readonly number[];
 }
 
 type Failure =
@@ -333,7 +376,7 @@ function parseJSON(text: string): unknown {
   }
 }
 
-function isStatus(v: unknown): v is Status {
+export function isStatus(v: unknown): v is Status {
   return isRecord(v) && v.kind === "Status";
 }
 

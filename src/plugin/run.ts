@@ -189,8 +189,10 @@ async function withinBudget<T>(config: IpamConfig, context: RunContext, work: ()
 
 /** Where an invocation waits: the store, and the Kubernetes API when a kubeconfig is configured. */
 function where(config: IpamConfig): string {
-  const store = config.store.kind === "etcd" ? `etcd at ${config.store.endpoints.map((e) => `"${e}"`).join(", ")}`
-    : `the embedded store "${config.store.dataDir}"`;
+  const s = config.store;
+  const store = s.kind === "etcd" ? `etcd at ${s.endpoints.map((e) => `"${e}"`).join(", ")}`
+    : s.kind === "kubernetes" ? `the Kubernetes API${s.kubeConfig ? ` of "${s.kubeConfig}"` : ""}`
+    : `the embedded store "${s.dataDir}"`;
   const kube = kubeConfigPath(config);
   return kube ? `${store} or the Kubernetes API of "${kube}"` : store;
 }

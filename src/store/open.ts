@@ -1,4 +1,4 @@
-// Picks the store the config names. The etcd client is loaded only when etcd is configured.
+// Picks the store the config names. The etcd and Kubernetes stores are loaded only when configured.
 import type { StoreConfig } from "../config/store_config.ts";
 import { FileStore } from "./file/file_store.ts";
 import type { Store } from "./store.ts";
@@ -10,6 +10,10 @@ export interface OpenOptions {
 
 export async function openStore(config: StoreConfig, options: OpenOptions = {}): Promise<Store> {
   if (config.kind === "file") return new FileStore(config.dataDir, options);
+  if (config.kind === "kubernetes") {
+    const { KubeStore } = await import("./kubernetes/kube_store.ts");
+    return KubeStore.open(config, options);
+  }
   const { EtcdStore } = await import("./etcd/etcd_store.ts");
   return EtcdStore.open(config, options);
 }

@@ -366,6 +366,36 @@ export class KubeApiServer {
    * watch cache starts afresh at the current revision: a watch resumed from a resourceVersion before the
    * restart gets the real 410 Expired ERROR event, as after any API server restart.
    */
+  /**
+   * Applies deploy/kubernetes-datastore.yaml (kube-ipam's custom resources and the rights to them) and waits
+   * until the resources are served and RBAC grants them to the ServiceAccount.
+   */
+  async installDatastore(): Promise<void> {
+    const docs = await applyManifest((m, p, b) => this.request(m, p, b), "kubernetes-datastore.yaml");
+    const until = Date.now() + 30_000;
+    const crds = docs.filter((d) => d.kind === "CustomResourceDefinition").map((d) => d.metadata.name as string);
+    for (const name of crds) {
+      for (;;) {
+        const r = await this.request("GET", `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${name}`);
+        if (r.body?.status?.conditions?.some((c: Json) => c.type === "Established" && c.status === "True")) break;
+        if (Date.now() > until) throw new Error(`CRD ${name} was not Established within 30 s`);
+        await Bun.sleep(50);
+      }
+    }
+    const ca = readFileSync(this.pki.ca.cert, "utf8");
+    const probes = ["/apis/kube-ipam.io/v1alpha1/ipallocations?limit=1", "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/kube-ipam-controller"];
+    for (const path of probes) {
+      for (;;) {
+        const res = await fetch(`${this.url}${path}`, { headers: { Authorization: `Bearer ${this.token}` }, tls: { ca } } as RequestInit);
+        await res.arrayBuffer();
+        if (res.status === 200 || res.status === 404) break;
+        if (Date.now() > until) throw new Error(`the ServiceAccount was not granted ${path}: HTTP ${res.status}`);
+        await Bun.sleep(50);
+      }
+    }
+    this.clearRequests();
+  }
+
   async restart(): Promise<void> {
     this.#proc.kill("SIGKILL");
     await this.#proc.exited;
@@ -599,21 +629,29 @@ async function waitReady(url: string, proc: Subprocess, dir: string, tls: { ca: 
     /address already in use/.test(log));
 }
 
-/** Applies deploy/rbac.yaml as an admin would (`kubectl apply -f`), each document through its API. */
-async function applyRbac(call: (m: string, p: string, b?: unknown) => Promise<{ status: number; body: any }>): Promise<void> {
-  const docs = Bun.YAML.parse(readFileSync(join(REPO, "deploy/rbac.yaml"), "utf8")) as Json[];
+/** Applies deploy/`file` as an admin would (`kubectl apply -f`), each document through its API. */
+async function applyManifest(call: (m: string, p: string, b?: unknown) => Promise<{ status: number; body: any }>, file: string): Promise<Json[]> {
+  const docs = Bun.YAML.parse(readFileSync(join(REPO, "deploy", file), "utf8")) as Json[];
   const paths: Readonly<Record<string, (d: Json) => string>> = {
     ServiceAccount: (d) => `/api/v1/namespaces/${d.metadata.namespace}/serviceaccounts`,
     Secret: (d) => `/api/v1/namespaces/${d.metadata.namespace}/secrets`,
     ClusterRole: () => "/apis/rbac.authorization.k8s.io/v1/clusterroles",
     ClusterRoleBinding: () => "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+    Role: (d) => `/apis/rbac.authorization.k8s.io/v1/namespaces/${d.metadata.namespace}/roles`,
+    RoleBinding: (d) => `/apis/rbac.authorization.k8s.io/v1/namespaces/${d.metadata.namespace}/rolebindings`,
+    CustomResourceDefinition: () => "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
   };
   for (const doc of docs) {
     const path = paths[doc.kind]?.(doc);
-    if (!path) throw new Error(`deploy/rbac.yaml: no path known for kind ${doc.kind}`);
+    if (!path) throw new Error(`deploy/${file}: no path known for kind ${doc.kind}`);
     const res = await call("POST", path, doc);
     if (res.status !== 201) throw apiError("POST", path, res);
   }
+  return docs;
+}
+
+async function applyRbac(call: (m: string, p: string, b?: unknown) => Promise<{ status: number; body: any }>): Promise<void> {
+  await applyManifest(call, "rbac.yaml");
 }
 
 export interface StartKubeApiServerOptions {

@@ -1,0 +1,87 @@
+// The node agent's view of one network's held addresses on the Kubernetes store: the IPAllocations' names
+// listed once (metadata only), then kept current by a watch from the list's resourceVersion, resumed from
+// the last version seen and listed again only after a 410. As the etcd mirror's, it only picks the first
+// address an ADD claims: a stale view costs a lost claim and the usual reads, never a wrong answer.
+import { HeldIndex } from "../../ip/held_index.ts";
+import { KubeUnavailableError } from "../../k8s/errors.ts";
+import { outsideAnyDeadline } from "../../lib/deadline.ts";
+import type { ObjectApi } from "./api.ts";
+import { ANNOTATION_NETWORK, dnsLabel, ipOfName, LABEL_NETWORK } from "./names.ts";
+import type { KubeObject } from "./objects.ts";
+
+const METADATA = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1";
+/** After a failure, how long before the next attempt. */
+const RETRY_AFTER_MS = 1000;
+
+export class KubeHeldMirror {
+  readonly #api: ObjectApi;
+  readonly #network: string;
+  readonly #stopped = new AbortController();
+  #index: HeldIndex | undefined;
+
+  constructor(api: ObjectApi, network: string) {
+    this.#api = api;
+    this.#network = network;
+    // Started by a request, it outlives it: outside that request's budget.
+    void outsideAnyDeadline(() => this.#run());
+  }
+
+  view(): HeldIndex | undefined {
+    return this.#index;
+  }
+
+  noteHeld(family: 4 | 6, value: bigint): void {
+    this.#index?.add(family, value);
+  }
+
+  stop(): void {
+    this.#stopped.abort();
+    this.#index = undefined;
+  }
+
+  #ours(o: KubeObject): boolean {
+    return o.metadata.annotations?.[ANNOTATION_NETWORK] === this.#network;
+  }
+
+  async #run(): Promise<void> {
+    const selector = `${LABEL_NETWORK}=${dnsLabel(this.#network)}`;
+    const signal = this.#stopped.signal;
+    let version: string | undefined;
+    let index: HeldIndex | undefined;
+    while (!signal.aborted) {
+      try {
+        if (version === undefined || !index) {
+          const listed = await this.#api.kube.send("GET", `${this.#api.collection}?labelSelector=${encodeURIComponent(selector)}`,
+            `list ${this.#api.kind} objects`, { accept: `${METADATA.replace("PartialObjectMetadata", "PartialObjectMetadataList")}` });
+          const body = listed.body as { items?: KubeObject[] | null; metadata?: { resourceVersion?: string } };
+          index = new HeldIndex((body.items ?? []).filter((o) => this.#ours(o)).map((o) => ipOfName(o.metadata.name))
+            .filter((ip) => ip !== undefined));
+          version = body.metadata?.resourceVersion ?? "";
+          this.#index = index;
+        }
+        const current = index;
+        await this.#api.kube.watch<KubeObject>(this.#api.collection, `watch ${this.#api.kind} objects`, {
+          resourceVersion: version, labelSelector: selector, accept: METADATA, allowWatchBookmarks: true,
+          timeoutSeconds: Math.round(300 * (1 + Math.random())), signal,
+        }, (e) => {
+          version = e.object.metadata.resourceVersion ?? version;
+          if (e.type === "BOOKMARK" || !this.#ours(e.object as KubeObject)) return;
+          const ip = ipOfName(e.object.metadata.name);
+          if (!ip) return;
+          if (e.type === "DELETED") current.delete(ip.family, ip.value);
+          else current.add(ip.family, ip.value);
+        });
+      } catch (e) {
+        if (signal.aborted) break;
+        // Forgotten version: the view is rebuilt from a new list. Anything else: resumed, the view kept
+        // meanwhile (stale at worst, which a claim corrects).
+        if (!(e instanceof KubeUnavailableError) || e.status === 410 || e.status === undefined) {
+          version = undefined;
+          this.#index = undefined;
+        }
+        await new Promise((r) => setTimeout(r, RETRY_AFTER_MS));
+      }
+    }
+    this.#index = undefined;
+  }
+}

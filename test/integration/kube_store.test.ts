@@ -1,0 +1,192 @@
+// The Kubernetes store (ipam.datastore "kubernetes") on a real kube-apiserver v1.34 with kube-ipam's custom
+// resources applied from deploy/kubernetes-datastore.yaml, as the ServiceAccount of deploy/ (its token):
+// the plugin run as a runtime runs it, concurrently from many nodes, killed at random instants, against a
+// restarted API server and its restarted etcd, and without the rights it needs.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { join } from "node:path";
+import { type KubeApiServer, makePod, NO_RIGHTS_USER, startKubeApiServer } from "../support/kube_apiserver.ts";
+import { listAllocations, mapLimit, runCli, runPlugin, spawnPlugin, tempDir } from "../support/plugin.ts";
+
+/** The plugin failed with CNI error `code` (exit status 1, the error on stdout). */
+function expectCniError(reply: { exitCode: number; json: any; stdout: string }, code: number): void {
+  expect({ exit: reply.exitCode, code: reply.json?.code }).toEqual({ exit: 1, code });
+}
+
+let api: KubeApiServer;
+let kubeconfig: string;
+let dir: ReturnType<typeof tempDir>;
+
+beforeAll(async () => {
+  dir = tempDir();
+  api = await startKubeApiServer();
+  await api.installDatastore();
+  kubeconfig = api.writeKubeconfig(join(dir.path, "kube"), "token");
+}, 90_000);
+afterAll(async () => {
+  await api?.stop();
+  dir?.cleanup();
+});
+
+let nets = 0;
+
+/** A network of its own on the Kubernetes store: `size` addresses from 10.60.0.10 on. */
+function kubeConf(size: number, ipam: Record<string, unknown> = {}) {
+  const last = 10 + size - 1;
+  return {
+    cniVersion: "1.0.0",
+    name: `kubenet${nets++}`,
+    type: "macvlan",
+    ipam: {
+      type: "kube-ipam",
+      datastore: "kubernetes",
+      kubeConfig: kubeconfig,
+      subnet: "10.60.0.0/16",
+      rangeStart: "10.60.0.10",
+      rangeEnd: `10.60.${Math.floor(last / 256)}.${last % 256}`,
+      logFile: join(dir.path, "kube-ipam.log"),
+      agentSocket: "",
+      ...ipam,
+    },
+  };
+}
+
+function add(conf: unknown, containerID: string, opts: { node?: string; args?: string; ifName?: string } = {}) {
+  return runPlugin(conf, { command: "ADD", containerID, ifName: opts.ifName ?? "eth0", args: opts.args,
+    env: { KUBE_IPAM_NODE_NAME: opts.node ?? "node-1" } });
+}
+
+function del(conf: unknown, containerID: string, ifName = "eth0") {
+  return runPlugin(conf, { command: "DEL", containerID, ifName });
+}
+
+const ipOf = (reply: { json: any }) => String(reply.json?.ips?.[0]?.address).split("/")[0];
+const ls = (conf: unknown) => listAllocations(conf, dir.path);
+
+/** The IPAllocation objects of `network`, as the admin reads them. */
+async function objects(network: string): Promise<any[]> {
+  const r = await api.request("GET", `/apis/kube-ipam.io/v1alpha1/ipallocations?labelSelector=${encodeURIComponent(`kube-ipam.io/network=${network}`)}`);
+  return r.body.items;
+}
+
+describe("allocation", () => {
+  test("ADD creates one IPAllocation named after network and address, DEL deletes it, a retried ADD answers the same", async () => {
+    const conf = kubeConf(10);
+    const first = await add(conf, "c1");
+    expect(first.exitCode).toBe(0);
+    const a = ipOf(first);
+    expect(first.json.ips.map((i: any) => i.address)).toEqual([`${a}/16`]);
+    const [obj, ...rest] = await objects(conf.name);
+    expect(rest).toEqual([]);
+    expect(obj.metadata.name).toBe(`${conf.name}.${a.replaceAll(".", "-")}`);
+    expect(obj.spec).toMatchObject({ ip: a, network: conf.name, containerID: "c1", ifName: "eth0", node: "node-1", kind: "dynamic" });
+
+    expect(ipOf(await add(conf, "c1"))).toBe(a);
+    expect((await objects(conf.name)).length).toBe(1);
+    // Round robin in the pool 10.60.0.10-19: the node's cursor moved, the next ADDs take the next addresses,
+    // not the one just released.
+    const next = (ip: string) => `10.60.0.${((Number(ip.split(".")[3]) - 10 + 1) % 10) + 10}`;
+    const b = ipOf(await add(conf, "c2"));
+    expect(b).toBe(next(a));
+    expect((await del(conf, "c1")).exitCode).toBe(0);
+    expect((await del(conf, "c1")).exitCode).toBe(0);
+    const c = ipOf(await add(conf, "c3"));
+    expect(c).toBe(next(b));
+    expect((await ls(conf)).map((x) => [x.ip, x.containerID]).sort()).toEqual([[b, "c2"], [c, "c3"]].sort());
+  });
+
+  test("200 concurrent ADDs from 10 nodes into a pool of 200 all succeed with distinct addresses; one more is code 100", async () => {
+    const conf = kubeConf(200);
+    const ids = Array.from({ length: 200 }, (_, i) => i);
+    const replies = await mapLimit(ids, 40, (i) => add(conf, `c${i}`, { node: `node-${i % 10}` }));
+    const failed = replies.filter((r) => r.exitCode !== 0);
+    expect(failed.map((r) => r.stdout)).toEqual([]);
+    const ips = replies.map(ipOf);
+    expect(new Set(ips).size).toBe(200);
+    expect((await objects(conf.name)).length).toBe(200);
+    const more = await add(conf, "one-more", { node: "node-3" });
+    expectCniError(more, 100);
+    expect(more.json.msg).toContain(conf.name);
+  }, 180_000);
+
+  test("plugins killed at random instants during 60 concurrent ADDs into a pool of 60: retries succeed, nothing is held twice, DEL frees all", async () => {
+    const conf = kubeConf(60);
+    const ids = Array.from({ length: 60 }, (_, i) => `k${i}`);
+    // First attempts, a third of them killed after a random delay (before, during or after their claim).
+    await mapLimit(ids, 20, async (id, i) => {
+      const proc = spawnPlugin(conf, { command: "ADD", containerID: id, ifName: "eth0", env: { KUBE_IPAM_NODE_NAME: `node-${i % 6}` } });
+      if (i % 3 === 0) {
+        await Bun.sleep(Math.floor(Math.random() * 150));
+        proc.kill("SIGKILL");
+      }
+      await proc.exited;
+    });
+    // The runtime retries each ADD (it never saw an answer for the killed ones).
+    const replies = await mapLimit(ids, 20, (id, i) => add(conf, id, { node: `node-${i % 6}` }));
+    expect(replies.filter((r) => r.exitCode !== 0).map((r) => r.stdout)).toEqual([]);
+    expect(new Set(replies.map(ipOf)).size).toBe(60);
+    const held = await ls(conf);
+    expect(held.length).toBe(60);
+    expect(new Set(held.map((a: any) => a.containerID))).toEqual(new Set(ids));
+    await mapLimit(ids, 20, (id) => del(conf, id));
+    expect(await objects(conf.name)).toEqual([]);
+  }, 180_000);
+});
+
+describe("errors", () => {
+  test("datastore kubernetes without a usable kubeconfig is code 7 naming the field", async () => {
+    const missing = kubeConf(4, { kubeConfig: join(dir.path, "no-such.kubeconfig") });
+    const r = await add(missing, "x");
+    expectCniError(r, 7);
+    expect(r.json.details).toContain("ipam.kubeConfig");
+    const wrong = kubeConf(4, { datastore: "kubernetess" });
+    const w = await add(wrong, "x");
+    expectCniError(w, 7);
+    expect(w.json.details).toBe("ipam.datastore");
+  });
+
+  test("an identity without rights gets code 11 naming the resource and the verb it lacks", async () => {
+    const noRights = api.writeKubeconfig(join(dir.path, "norights"), "token", { token: api.noRightsToken });
+    const r = await add(kubeConf(4, { kubeConfig: noRights }), "x");
+    expectCniError(r, 11);
+    expect(r.json.msg).toContain(NO_RIGHTS_USER);
+    expect(r.json.msg).toMatch(/cannot (list|create|get) resource "(ipallocations|ipreservations|ipcursors)"/);
+  });
+
+  test("an API that accepts and never answers costs at most the budget: code 11 naming the API", async () => {
+    const faults = api.faults();
+    try {
+      faults.delay(60_000);
+      const held = api.writeKubeconfig(join(dir.path, "held"), "token", { server: faults.url });
+      const started = Date.now();
+      const r = await add(kubeConf(4, { kubeConfig: held, timeoutSeconds: 2 }), "x");
+      expectCniError(r, 11);
+      expect(r.json.msg).toContain(faults.url);
+      expect(Date.now() - started).toBeLessThan(2000 + 1500);
+    } finally {
+      faults.stop();
+    }
+  });
+});
+
+describe("kubernetes-aware addresses", () => {
+  test("a fixed address from the pod's annotation, refused to a second pod while held", async () => {
+    const conf = kubeConf(20, {});
+    await api.setPod(makePod({ namespace: "default", name: "db-0", annotations: { "kube-ipam.ip": "10.60.0.20" } }));
+    await api.setPod(makePod({ namespace: "default", name: "db-1", annotations: { "kube-ipam.ip": "10.60.0.20" } }));
+    const args = (pod: string) => `K8S_POD_NAMESPACE=default;K8S_POD_NAME=${pod};K8S_POD_INFRA_CONTAINER_ID=x`;
+    expect(ipOf(await add(conf, "f1", { args: args("db-0") }))).toBe("10.60.0.20");
+    const other = await add(conf, "f2", { args: args("db-1") });
+    expectCniError(other, 101);
+    expect(other.json.msg).toContain("db-0");
+  });
+
+  test("reserve and release on the CLI, as on etcd", async () => {
+    const conf = kubeConf(4);
+    const path = join(dir.path, `${conf.name}.conf`);
+    await Bun.write(path, JSON.stringify(conf));
+    // The ServiceAccount may not write reservations: the operator's identity does.
+    const denied = await runCli(["reserve", "printers", "10.60.0.10", "--conf", path]);
+    expect(denied.exitCode).not.toBe(0);
+    expect(denied.stderr).toMatch(/cannot create resource "ipreservations"/);
+  });
+});
