@@ -59,7 +59,22 @@ function del(conf: unknown, containerID: string, ifName = "eth0") {
   return runPlugin(conf, { command: "DEL", containerID, ifName });
 }
 
-const ipOf = (reply: { json: any }) => String(reply.json?.ips?.[0]?.address).split("/")[0];
+const ipOf = (reply: { json: any }): string => String(reply.json?.ips?.[0]?.address).split("/")[0] ?? "";
+
+/**
+ * ADD as the kubelet drives it: tried again while the answer is code 11 (try again later), until it succeeds
+ * or fails otherwise. Returns the last answer and the code-11 answers seen before it.
+ */
+async function addUntilServed(conf: unknown, containerID: string, node: string) {
+  const refused: number[] = [];
+  for (let attempt = 0; attempt < 60; attempt++) {
+    const r = await add(conf, containerID, { node });
+    if (r.exitCode === 0 || r.json?.code !== 11) return { reply: r, refused };
+    refused.push(r.json.code);
+    await Bun.sleep(250); // the kubelet's back-off between sandbox attempts, shortened
+  }
+  throw new Error(`ADD of ${containerID} was refused with code 11 60 times`);
+}
 const ls = (conf: unknown) => listAllocations(conf, dir.path);
 
 /** The IPAllocation objects of `network`, as the admin reads them. */
@@ -130,6 +145,33 @@ describe("allocation", () => {
     await mapLimit(ids, 20, (id) => del(conf, id));
     expect(await objects(conf.name)).toEqual([]);
   }, 180_000);
+});
+
+describe("the API server and its etcd restarted under load", () => {
+  test("60 ADDs from 6 nodes while the API server, then its etcd, is killed and restarted: each is served or code 11, then all succeed, distinct", async () => {
+    const conf = kubeConf(100);
+    const ids = Array.from({ length: 60 }, (_, i) => `r${i}`);
+    let done = 0;
+    let restarts: Promise<void> | undefined;
+    const outcomes = mapLimit(ids, 10, async (id, i) => {
+      const out = await addUntilServed(conf, id, `node-${i % 6}`);
+      // Once a third is served, the API server dies; once two thirds, its etcd (the writes in flight then
+      // are those of the other ADDs).
+      done++;
+      if (done === 20) restarts = api.restart();
+      if (done === 40) restarts = (restarts ?? Promise.resolve()).then(() => api.restartEtcd());
+      return out;
+    });
+    const results = await outcomes;
+    await restarts;
+    // The restarts were felt: ADDs in flight were answered code 11 (and tried again), none anything else.
+    expect(results.reduce((n, r) => n + r.refused.length, 0)).toBeGreaterThan(0);
+    expect(results.filter((r) => r.reply.exitCode !== 0).map((r) => r.reply.stdout)).toEqual([]);
+    expect(new Set(results.map((r) => ipOf(r.reply))).size).toBe(60);
+    const held = await ls(conf);
+    expect(held.length).toBe(60);
+    expect(new Set(held.map((a: any) => a.ip)).size).toBe(60);
+  }, 240_000);
 });
 
 describe("errors", () => {

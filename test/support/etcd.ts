@@ -11,6 +11,8 @@ import type { TestPki } from "./certs.ts";
 export interface EtcdServer {
   readonly endpoint: string;
   stop(): Promise<void>;
+  /** SIGKILL, then the same member again on its ports and data, healthy on return. */
+  restart(): Promise<void>;
 }
 
 export interface Member {
@@ -224,6 +226,11 @@ export async function startEtcd(opts: { pki?: TestPki; args?: readonly string[] 
     async stop() {
       await proc!.kill();
       removeDir(proc!.node.dir);
+    },
+    async restart() {
+      await proc!.kill();
+      proc!.spawn();
+      await proc!.waitReady();
     },
   };
 }

@@ -396,6 +396,11 @@ export class KubeApiServer {
     this.clearRequests();
   }
 
+  /** Kills the API server's etcd and starts it again on its data; the API server reconnects by itself. */
+  async restartEtcd(): Promise<void> {
+    await this.#etcd.restart();
+  }
+
   async restart(): Promise<void> {
     this.#proc.kill("SIGKILL");
     await this.#proc.exited;
