@@ -89,7 +89,8 @@ function renderMove(report: MoveReport, dryRun: boolean, from: string, to: strin
     (report.freeze ? `${dryRun ? "" : `, frozen in the source by reservation "${report.freeze}"`}` : ", source not frozen") + "\n";
   const reservations = report.reservations.length
     ? `reservations: ${report.reservations.map((r) => `${r.name} ${verb(r.outcome)}`).join(", ")}\n` : "";
-  return head + (rows.length ? renderTable(["ADDRESS", "POD", "CONTAINER", "OUTCOME", "DETAIL"], rows) : "No allocations in the source\n") +
+  const stale = report.staleReleased ? `released ${report.staleReleased} stale records an earlier move had left in the target\n` : "";
+  return head + stale + (rows.length ? renderTable(["ADDRESS", "POD", "CONTAINER", "OUTCOME", "DETAIL"], rows) : "No allocations in the source\n") +
     reservations + `${dryRun ? "would move" : "moved"} ${count("moved")}, already present ${count("present")}, ` +
     `conflicts ${count("conflict")}, unplaced ${count("unplaced")}\n`;
 }

@@ -4,7 +4,9 @@
 // records (a way back), and is frozen first: a reservation covering the network's ranges stops it from
 // handing out new addresses, so that nothing is given out in the source after it was copied, while nodes
 // whose config still names the source get "no free address" (code 100) and the kubelet retries them until
-// their config names the target. docs/kubernetes-store.md has the procedure.
+// their config names the target. A target frozen by an earlier move the other way (moving back) holds only
+// stale copies of this network: they give way to the source's records, the rest of them are released, and
+// the target's freeze is lifted at the end. docs/kubernetes-store.md has the procedure.
 import type { IpamConfig } from "../config/ipam_config.ts";
 import { formatIP, tryParseIP } from "../ip/address.ts";
 import { rangeHolding } from "../ip/range_set.ts";
@@ -26,6 +28,8 @@ export interface MoveReport {
   readonly freeze?: string;
   readonly reservations: { readonly name: string; readonly outcome: "moved" | "present" }[];
   readonly entries: MoveEntry[];
+  /** Moving back into a store an earlier move froze: its stale records not in the source, released. */
+  readonly staleReleased: number;
 }
 
 export interface MoveOptions {
@@ -75,8 +79,17 @@ export async function moveNetwork(from: Store, to: Store, config: IpamConfig, op
 
   const source = from.network(network);
   const target = to.network(network);
+  const targetFrozen = (await to.reservations()).some((r) => r.name === freeze);
+  const records = await source.list();
+  let staleReleased = 0;
+  if (targetFrozen && !opts.dryRun) {
+    const kept = new Set(records.map((r) => r.ip));
+    for (const stale of await target.list()) {
+      if (!kept.has(stale.ip) && await target.releaseIfUnchanged(stale)) staleReleased++;
+    }
+  }
   const entries: MoveEntry[] = [];
-  for (const record of await source.list()) {
+  for (const record of records) {
     const base = { ip: record.ip, containerID: record.containerID, ...(record.podName && { pod: `${record.podNamespace}/${record.podName}` }) };
     const ip = tryParseIP(record.ip);
     if (!ip) {
@@ -92,10 +105,15 @@ export async function moveNetwork(from: Store, to: Store, config: IpamConfig, op
       continue;
     }
     const r = await target.claim(ip, record);
-    if (r.claimed) entries.push({ ...base, outcome: "moved", ...(outside && { detail: outside }) });
-    else if (r.holder && (identical(r.holder, record) || (sameOwner(r.holder, record) && !!r.holder.parkedAt === !!record.parkedAt))) {
+    const same = (held: Allocation) => identical(held, record) || (sameOwner(held, record) && !!held.parkedAt === !!record.parkedAt);
+    if (!r.claimed && r.holder && !same(r.holder) && targetFrozen && await target.replace(r.holder, record)) {
+      entries.push({ ...base, outcome: "moved", detail: "replaced the stale copy of an earlier move" });
+    } else if (r.claimed) entries.push({ ...base, outcome: "moved", ...(outside && { detail: outside }) });
+    else if (r.holder && same(r.holder)) {
       entries.push({ ...base, outcome: "present" });
     } else entries.push({ ...base, outcome: "conflict", detail: r.holder ? holderOf(r.holder) : "taken meanwhile" });
   }
-  return { network, ...(opts.freeze && { freeze }), reservations, entries };
+  // The target serves the network from now on.
+  if (targetFrozen && !opts.dryRun) await to.deleteReservation(freeze);
+  return { network, ...(opts.freeze && { freeze }), reservations, entries, staleReleased };
 }
