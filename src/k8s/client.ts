@@ -28,6 +28,13 @@ export interface ListOptions {
   readonly fieldSelector?: string;
   /** As the API takes it, e.g. "kube-ipam.io/network=net1,kube-ipam.io/block in (4-0a000,4-0a001)". */
   readonly labelSelector?: string;
+  /**
+   * Unset: the current state (a consistent read, from etcd where the API server cannot serve it from its
+   * cache). "0": whatever the API server's watch cache holds. A version with resourceVersionMatch
+   * "NotOlderThan": the cache once it has caught up with that version.
+   */
+  readonly resourceVersion?: string;
+  readonly resourceVersionMatch?: "NotOlderThan" | "Exact";
   /** Aborts the list (the promise then rejects). */
   readonly signal?: AbortSignal;
 }
@@ -205,16 +212,21 @@ export class KubeClient {
     const items: T[] = [];
     let selector = options.fieldSelector ? `&fieldSelector=${enc(options.fieldSelector)}` : "";
     if (options.labelSelector) selector += `&labelSelector=${enc(options.labelSelector)}`;
+    // The version asked for goes with the first page only: the continue token carries it on.
+    let version = "";
+    if (options.resourceVersion !== undefined) version += `&resourceVersion=${enc(options.resourceVersion)}`;
+    if (options.resourceVersionMatch) version += `&resourceVersionMatch=${options.resourceVersionMatch}`;
     let token = "";
     let resourceVersion: unknown;
     do {
-      const query = `?limit=${this.#pageSize}${selector}${token ? `&continue=${enc(token)}` : ""}`;
+      const query = `?limit=${this.#pageSize}${selector}${token ? `&continue=${enc(token)}` : version}`;
       const { status, body } = await this.#request(path + query, action, options.signal);
       const list = body as List<T>;
-      if (status !== 200 || !isRecord(body) || !Array.isArray(list.items) || !isRecord(body.metadata)) {
+      // A custom resource's empty list may say "items": null.
+      if (status !== 200 || !isRecord(body) || !(Array.isArray(list.items) || list.items === null) || !isRecord(body.metadata)) {
         throw this.#unavailable(action, { status, body });
       }
-      items.push(...list.items);
+      items.push(...(list.items ?? []));
       resourceVersion = list.metadata.resourceVersion;
       const next: unknown = list.metadata.continue;
       token = typeof next === "string" ? next : "";

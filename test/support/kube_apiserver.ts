@@ -662,6 +662,8 @@ async function applyRbac(call: (m: string, p: string, b?: unknown) => Promise<{ 
 export interface StartKubeApiServerOptions {
   /** Extra kube-apiserver flags. */
   readonly args?: readonly string[];
+  /** Where etcd's data directory is made (the bench: on disk, as in production); default tmpfs. */
+  readonly etcdDataDir?: string;
 }
 
 /**
@@ -684,7 +686,7 @@ export async function startKubeApiServer(options: StartKubeApiServerOptions = {}
     const noRightsToken = `no-rights-${crypto.randomUUID()}`;
     writeFileSync(join(dir, "tokens.csv"), `${noRightsToken},${NO_RIGHTS_USER},uid-${NO_RIGHTS_USER}\n`);
     writeFileSync(join(dir, "audit-policy.yaml"), AUDIT_POLICY);
-    etcd = await startEtcd();
+    etcd = await startEtcd(options.etcdDataDir ? { dataDir: options.etcdDataDir } : {});
     const tls = { ca: readFileSync(pki.ca.cert, "utf8"), cert: readFileSync(admin.cert, "utf8"), key: readFileSync(admin.key, "utf8") };
     for (let attempt = 1; ; attempt++) {
       const [port] = freePorts(1) as [number];

@@ -17,6 +17,14 @@ export interface Precondition {
   readonly resourceVersion: string;
 }
 
+/**
+ * How current a list must be. "current": a consistent read; the API server serves it from its watch cache
+ * when its etcd can confirm the cache is current (etcd 3.4.31, 3.5.13 and later), else reads every object of
+ * the kind from etcd. "cached": whatever the cache holds (it may lag by milliseconds): for what a claim
+ * corrects anyway. A version: at least that new (the cache waits until it has seen that write).
+ */
+export type Freshness = "cached" | "current" | { readonly notOlderThan: string };
+
 export class ObjectApi {
   constructor(readonly kube: KubeClient, readonly collection: string, readonly kind: string) {}
 
@@ -73,15 +81,24 @@ export class ObjectApi {
     return res.status === 409 ? "conflict" : "deleted";
   }
 
-  /** Every object of the selection, all pages, and the resourceVersion to watch from. */
-  list(labelSelector?: string): Promise<{ items: KubeObject[]; resourceVersion: string }> {
-    return this.kube.listVersioned<KubeObject>(this.collection, `list ${this.kind} objects`, labelSelector ? { labelSelector } : {});
+  /** Every object of the selection, all pages, and the resourceVersion to watch from; `freshness` default "current". */
+  list(labelSelector?: string, freshness?: Freshness): Promise<{ items: KubeObject[]; resourceVersion: string }> {
+    return this.kube.listVersioned<KubeObject>(this.collection, `list ${this.kind} objects`,
+      { ...(labelSelector && { labelSelector }), ...this.#version(freshness) });
+  }
+
+  #version(freshness: Freshness | undefined): { resourceVersion?: string; resourceVersionMatch?: "NotOlderThan" } {
+    if (freshness === undefined || freshness === "current") return {};
+    if (freshness === "cached") return { resourceVersion: "0" };
+    return { resourceVersion: freshness.notOlderThan, resourceVersionMatch: "NotOlderThan" };
   }
 
   /** Names and labels only of the selection (one request, no spec): for what is held where. */
-  async listMetadata(labelSelector: string): Promise<KubeObject[]> {
+  async listMetadata(labelSelector: string, freshness?: Freshness): Promise<KubeObject[]> {
     const action = `list ${this.kind} objects`;
-    const query = `?labelSelector=${encodeURIComponent(labelSelector)}`;
+    const v = this.#version(freshness);
+    const query = `?labelSelector=${encodeURIComponent(labelSelector)}` +
+      (v.resourceVersion ? `&resourceVersion=${v.resourceVersion}` : "") + (v.resourceVersionMatch ? `&resourceVersionMatch=${v.resourceVersionMatch}` : "");
     const { status, body } = await this.kube.send("GET", this.collection + query, action, { accept: METADATA_LIST, answers: [200, 404] });
     if (status === 404) this.#notFound(body, "", action);
     // An empty PartialObjectMetadataList has "items": null.

@@ -15,7 +15,7 @@ import { KubeConfigError } from "../../k8s/errors.ts";
 import { decodeReservation, identical } from "../record.ts";
 import { type AddSnapshot, type Allocation, type ClaimOptions, type ClaimOutcome, type ElectionOptions, type HeldWindow, type Leadership,
   type NetworkStore, NotLeaderError, type Owner, type Reservation, sameOwner, type Store, type StoreChange, type WriteConditions } from "../store.ts";
-import { ObjectApi, type Precondition } from "./api.ts";
+import { type Freshness, ObjectApi, type Precondition } from "./api.ts";
 import { KubeLeaderElection } from "./leader.ts";
 import { KubeHeldMirror } from "./held_mirror.ts";
 import { ALLOCATIONS, allocationObject, CURSORS, cursorObject, type KubeObject, recordOf, RESERVATIONS, reservationObject } from "./objects.ts";
@@ -70,15 +70,19 @@ class KubeNetworkStore implements NetworkStore {
     return `${this.#networkLabel},${label}=${value}`;
   }
 
-  async #byLabel(label: string, value: string): Promise<Allocation[]> {
-    return decodeAll((await this.#allocations.list(this.#select(label, value))).items, this.network);
+  async #byLabel(label: string, value: string, freshness: Freshness): Promise<Allocation[]> {
+    return decodeAll((await this.#allocations.list(this.#select(label, value), freshness)).items, this.network);
   }
 
-  /** The owner's records, the reservations and this node's cursors, read side by side. */
+  /**
+   * The owner's records, the reservations and this node's cursors, read side by side, all from the API
+   * server's cache: an earlier attempt's claim that the cache has not seen yet is found by the check after
+   * the claim (see #claim), which reads a version at least as new as the claim.
+   */
   async prepareAdd(owner: Owner, node: string, rangeSetKeys: readonly string[]): Promise<AddSnapshot> {
     const [held, reservations, cursors] = await Promise.all([
-      this.findByOwner(owner),
-      this.#store.reservations(),
+      this.#ownedBy(owner, "cached"),
+      this.#store.reservations("cached"),
       rangeSetKeys.length ? this.#cursorsOf(node) : Promise.resolve(undefined),
     ]);
     return { held, reservations, cursors: rangeSetKeys.map((k) => cursors?.[k]) };
@@ -108,7 +112,7 @@ class KubeNetworkStore implements NetworkStore {
       // server are etcd revisions: they order writes). The cursor moves meanwhile (a lost cursor write
       // costs only round-robin order, never an address).
       const [owned] = await Promise.all([
-        record.parkedAt ? Promise.resolve([]) : this.findByOwner(record),
+        record.parkedAt ? Promise.resolve([]) : this.#ownedBy(record, { notOlderThan: version }),
         opts?.cursorKey ? this.#moveCursor(record.node, opts.cursorKey, ip) : Promise.resolve(),
       ]);
       const earlier = owned
@@ -152,7 +156,8 @@ class KubeNetworkStore implements NetworkStore {
   async #heldInBlocks(family: 4 | 6, first: bigint, last: bigint): Promise<IP[]> {
     const blocks: string[] = [];
     for (let b = first; b <= last; b++) blocks.push(blockOf(family, b << BLOCK_BITS));
-    const objects = await this.#allocations.listMetadata(`${this.#networkLabel},${LABEL_BLOCK} in (${blocks.join(",")})`);
+    // From the cache: a claim decides, the scan only picks what to try.
+    const objects = await this.#allocations.listMetadata(`${this.#networkLabel},${LABEL_BLOCK} in (${blocks.join(",")})`, "cached");
     return objects
       .filter((o) => o.metadata.annotations?.[ANNOTATION_NETWORK] === this.network)
       .map((o) => ipOfName(o.metadata.name))
@@ -182,7 +187,11 @@ class KubeNetworkStore implements NetworkStore {
   }
 
   findByOwner(owner: Owner): Promise<Allocation[]> {
-    return this.#byLabel(LABEL_OWNER, ownerHash(owner))
+    return this.#ownedBy(owner, "current");
+  }
+
+  #ownedBy(owner: Owner, freshness: Freshness): Promise<Allocation[]> {
+    return this.#byLabel(LABEL_OWNER, ownerHash(owner), freshness)
       .then((records) => records.filter((r) => sameOwner(r, owner) && !r.parkedAt));
   }
 
@@ -192,7 +201,8 @@ class KubeNetworkStore implements NetworkStore {
    * takeover) is left to its new holder.
    */
   async releaseByOwner(owner: Owner): Promise<Allocation[]> {
-    const records = (await this.#byLabel(LABEL_CONTAINER, containerHash(owner.containerID)))
+    // As of now: a DEL right after its ADD must find that ADD's claim.
+    const records = (await this.#byLabel(LABEL_CONTAINER, containerHash(owner.containerID), "current"))
       .filter((r) => r.containerID === owner.containerID && (r.ifName === owner.ifName || r.ifName === "") && !r.parkedAt);
     const now = new Date().toISOString();
     const released = await Promise.all(records.map((r) =>
@@ -231,7 +241,7 @@ class KubeNetworkStore implements NetworkStore {
   }
 
   async findSticky(podNamespace: string, podName: string): Promise<Allocation[]> {
-    return (await this.#byLabel(LABEL_STICKY, stickyHash(podNamespace, podName)))
+    return (await this.#byLabel(LABEL_STICKY, stickyHash(podNamespace, podName), "current"))
       .filter((r) => r.kind === "sticky" && r.podNamespace === podNamespace && r.podName === podName);
   }
 
@@ -332,8 +342,9 @@ export class KubeStore implements Store {
     return [...new Set(objects.map((o) => o.metadata.annotations?.[ANNOTATION_NETWORK]).filter((n): n is string => !!n))].sort();
   }
 
-  async reservations(): Promise<Reservation[]> {
-    const { items } = await this.#reservations.list();
+  /** "cached" for an ADD (a reservation made a moment ago may be missed, as by an ADD already under way). */
+  async reservations(freshness?: Freshness): Promise<Reservation[]> {
+    const { items } = await this.#reservations.list(undefined, freshness);
     return items.map((o) => decodeReservation(JSON.stringify(o.spec ?? null), `IPReservation "${o.metadata.name}"`));
   }
 
