@@ -109,6 +109,18 @@ describe("allocation", () => {
     expect((await ls(conf)).map((x) => [x.ip, x.containerID]).sort()).toEqual([[b, "c2"], [c, "c3"]].sort());
   });
 
+  test("two attempts of one ADD at once (a runtime's retry over a slow first attempt) answer the same address and hold one", async () => {
+    const conf = kubeConf(40);
+    const ids = Array.from({ length: 10 }, (_, i) => `twice${i}`);
+    const pairs = await Promise.all(ids.map((id) => Promise.all([add(conf, id), add(conf, id)])));
+    for (const [a, b] of pairs) {
+      expect([a.exitCode, b.exitCode]).toEqual([0, 0]);
+      expect(ipOf(a)).toBe(ipOf(b));
+    }
+    const held = await ls(conf);
+    expect(held.map((x: any) => x.containerID).sort()).toEqual([...ids].sort());
+  }, 60_000);
+
   test("200 concurrent ADDs from 10 nodes into a pool of 200 all succeed with distinct addresses; one more is code 100", async () => {
     const conf = kubeConf(200);
     const ids = Array.from({ length: 200 }, (_, i) => i);

@@ -18,6 +18,7 @@ import { type AddSnapshot, type Allocation, type ClaimOptions, type ClaimOutcome
 import { type Freshness, ObjectApi, type Precondition } from "./api.ts";
 import { KubeLeaderElection } from "./leader.ts";
 import { KubeHeldMirror } from "./held_mirror.ts";
+import { outsideAnyDeadline } from "../../lib/deadline.ts";
 import { ALLOCATIONS, allocationObject, CURSORS, cursorObject, type KubeObject, recordOf, RESERVATIONS, reservationObject } from "./objects.ts";
 import { allocationName, BLOCK_BITS, BLOCK_SIZE, blockOf, containerHash, cursorName, dnsLabel, ipOfName, LABEL_BLOCK, LABEL_CONTAINER,
   LABEL_NETWORK, LABEL_OWNER, LABEL_STICKY, ownerHash, reservationName, stickyHash, ANNOTATION_NETWORK } from "./names.ts";
@@ -80,19 +81,25 @@ class KubeNetworkStore implements NetworkStore {
    * the claim (see #claim), which reads a version at least as new as the claim.
    */
   async prepareAdd(owner: Owner, node: string, rangeSetKeys: readonly string[]): Promise<AddSnapshot> {
+    // The agent's view knows an owner it has never seen holds nothing (as far as the view goes): no read.
+    const known = this.#mirror?.mayHold(ownerHash(owner)) === false;
     const [held, reservations, cursors] = await Promise.all([
-      this.#ownedBy(owner, "cached"),
+      known ? Promise.resolve([]) : this.#ownedBy(owner, "cached"),
       this.#store.reservations("cached"),
       rangeSetKeys.length ? this.#cursorsOf(node) : Promise.resolve(undefined),
     ]);
     return { held, reservations, cursors: rangeSetKeys.map((k) => cursors?.[k]) };
   }
 
-  async #cursorsOf(node: string): Promise<Record<string, IP | undefined> | undefined> {
-    const object = await this.#cursors.get(cursorName(this.network, node));
+  async #cursorsOf(node: string): Promise<Readonly<Record<string, IP | undefined>> | undefined> {
+    const name = cursorName(this.network, node);
+    const remembered = this.#store.cursorMemo?.get(name);
+    if (remembered) return remembered;
+    const object = await this.#cursors.get(name);
     const spec = object?.spec as { cursors?: Record<string, unknown> } | undefined;
-    if (!spec?.cursors) return undefined;
-    return Object.fromEntries(Object.entries(spec.cursors).map(([k, v]) => [k, typeof v === "string" ? ipFromHex(v) : undefined]));
+    const cursors = Object.fromEntries(Object.entries(spec?.cursors ?? {}).map(([k, v]) => [k, typeof v === "string" ? ipFromHex(v) : undefined]));
+    this.#store.cursorMemo?.set(name, cursors);
+    return cursors;
   }
 
   async claim(ip: IP, record: Allocation, opts?: ClaimOptions): Promise<ClaimOutcome> {
@@ -132,6 +139,8 @@ class KubeNetworkStore implements NetworkStore {
 
   async #moveCursor(node: string, key: string, ip: IP): Promise<void> {
     const name = cursorName(this.network, node);
+    const memo = this.#store.cursorMemo;
+    if (memo) memo.set(name, { ...memo.get(name), [key]: ip });
     const cursors = { [key]: ipToHex(ip) };
     const patched = await this.#cursors.merge(name, { spec: { cursors } });
     if (!("gone" in patched)) return;
@@ -281,6 +290,15 @@ export class KubeStore implements Store {
   readonly #leaseNamespace: string;
   readonly #mirrors: Map<string, KubeHeldMirror> | undefined;
   readonly #elections = new Set<KubeLeaderElection>();
+  /**
+   * The agent's memory of its nodes' cursors (IPCursor name -> cursors), read once and then written through.
+   * A cursor orders the search only: one moved meanwhile by a plugin that ran without the agent costs
+   * round-robin order, never an address.
+   */
+  readonly cursorMemo: Map<string, Readonly<Record<string, IP | undefined>>> | undefined;
+  /** The agent's watch-fed copy of the reservations; undefined until listed, and after a break. */
+  #reservationView: Reservation[] | undefined;
+  readonly #stopped = new AbortController();
 
   constructor(kube: KubeClient, leaseNamespace: string, options: KubeStoreOptions = {}) {
     this.#kube = kube;
@@ -290,6 +308,39 @@ export class KubeStore implements Store {
     this.cursors = new ObjectApi(kube, CURSORS, "IPCursor");
     this.#reservations = new ObjectApi(kube, RESERVATIONS, "IPReservation");
     this.#mirrors = options.heldViews ? new Map() : undefined;
+    this.cursorMemo = options.heldViews ? new Map() : undefined;
+    if (options.heldViews) void outsideAnyDeadline(() => this.#watchReservationView());
+  }
+
+  /**
+   * Keeps #reservationView current: listed, then each change applied; none while a reservation cannot be read
+   * (the API's own list then reports it, by name) and from a break until the next list.
+   */
+  async #watchReservationView(): Promise<void> {
+    const byName = new Map<string, Reservation>();
+    const damaged = new Set<string>();
+    const publish = () => {
+      this.#reservationView = damaged.size ? undefined : [...byName.values()];
+    };
+    await watchCollection(this.#reservations, this.#stopped.signal, (type, object) => {
+      const name = object.metadata.name;
+      byName.delete(name);
+      damaged.delete(name);
+      if (type !== "DELETED") {
+        try {
+          byName.set(name, decodeReservation(JSON.stringify(object.spec ?? null), `IPReservation "${name}"`));
+        } catch {
+          damaged.add(name);
+        }
+      }
+      publish();
+    }, () => {
+      this.#reservationView = undefined;
+    }, () => {
+      byName.clear();
+      damaged.clear();
+      publish();
+    });
   }
 
   /**
@@ -344,6 +395,7 @@ export class KubeStore implements Store {
 
   /** "cached" for an ADD (a reservation made a moment ago may be missed, as by an ADD already under way). */
   async reservations(freshness?: Freshness): Promise<Reservation[]> {
+    if (freshness === "cached" && this.#reservationView) return this.#reservationView;
     const { items } = await this.#reservations.list(undefined, freshness);
     return items.map((o) => decodeReservation(JSON.stringify(o.spec ?? null), `IPReservation "${o.metadata.name}"`));
   }
@@ -382,6 +434,7 @@ export class KubeStore implements Store {
   }
 
   close(): Promise<void> {
+    this.#stopped.abort();
     for (const m of this.#mirrors?.values() ?? []) m.stop();
     this.#mirrors?.clear();
     return Promise.resolve();
@@ -390,10 +443,11 @@ export class KubeStore implements Store {
 
 /** Lists, then watches from the list's version; lists again after any break (a 410 included), until `signal` aborts. */
 async function watchCollection(api: ObjectApi, signal: AbortSignal, onEvent: (type: string, object: KubeObject, listed: boolean) => void,
-  onReconnect?: (e: unknown) => void): Promise<void> {
+  onReconnect?: (e: unknown) => void, beforeList?: () => void): Promise<void> {
   while (!signal.aborted) {
     try {
       const listed = await api.list();
+      beforeList?.();
       for (const o of listed.items) onEvent("LISTED", o, true);
       let version = listed.resourceVersion;
       for (;;) {
