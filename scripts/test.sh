@@ -43,6 +43,8 @@ fi
 # on 2 cores, then cached under /var/cache/kube-ipam-test).
 command -v go >/dev/null 2>&1 || { echo "The tests need Go to build Kubernetes' programs (test/cluster/, test/support/kube_apiserver.ts)" >&2; exit 1; }
 bash scripts/cluster/build-components.sh >/dev/null
+# The test kube-apiservers' etcd 3.6 (Debian's 3.4 stays kube-ipam's own etcd store's), the same way (under a minute cold).
+bash scripts/cluster/build-etcd.sh >/dev/null
 # test/cluster/ brings the cluster up and down itself; one left running holds the node's kube-ipam ports
 # (9153, 9154), /run/kube-ipam and /opt/cni/bin that the image tests use as a node's.
 if [ "$(bash scripts/cluster.sh status | head -1)" != down ]; then

@@ -6,6 +6,8 @@ CACHE=${KUBE_IPAM_TEST_CACHE:-/var/cache/kube-ipam-test}   # built programs and 
 # The Kubernetes release the cluster runs: 1.34 still runs on cgroup v1 and with containerd 1.6 (Debian 12's).
 K8S_VERSION=1.34.4
 CRI_TOOLS_VERSION=1.34.0
+# The etcd the API servers store in (scripts/cluster/build-etcd.sh): Kubernetes 1.34 supports etcd 3.5 and 3.6 only (kubeadm 1.34 runs 3.6).
+ETCD_K8S_VERSION=3.6.17
 CONTAINERD_SOCKET=$RUN/containerd/containerd.sock
 NODE_NAME=kube-ipam-node
 # The seed's network: the node's address is the pods' gateway, on the bridge the pods attach to.

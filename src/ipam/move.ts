@@ -54,16 +54,10 @@ function holderOf(a: Allocation): string {
 export async function moveNetwork(from: Store, to: Store, config: IpamConfig, opts: MoveOptions): Promise<MoveReport> {
   const network = config.network;
   const freeze = freezeName(network);
-  if (opts.freeze && !opts.dryRun) {
-    const entries = config.rangeSets.flat().map((r) => `${formatIP(r.rangeStart)}-${formatIP(r.rangeEnd)}`);
-    const existing = (await from.reservations()).find((r) => r.name === freeze);
-    if (!existing || existing.entries.join() !== entries.join()) {
-      await from.putReservation({ name: freeze, entries, createdAt: opts.now.toISOString() });
-      await opts.settle();
-    }
-  }
-
-  // Reservations are the operator's: they go along (all of them: they are store-wide), except freezes.
+  // Reservations are the operator's: they go along (all of them: they are store-wide), except freezes. They
+  // go before the freeze: no plugin writes them, and a target that refuses them (an identity that may not
+  // write reservations, as deploy/'s ServiceAccount) then fails the move before the source stops handing out
+  // addresses, instead of leaving the network frozen with nothing copied.
   const targetReservations = new Map((await to.reservations()).map((r) => [r.name, r]));
   const reservations: MoveReport["reservations"] = [];
   for (const r of await from.reservations()) {
@@ -75,6 +69,15 @@ export async function moveNetwork(from: Store, to: Store, config: IpamConfig, op
     }
     if (!opts.dryRun) await to.putReservation(r);
     reservations.push({ name: r.name, outcome: "moved" });
+  }
+
+  if (opts.freeze && !opts.dryRun) {
+    const entries = config.rangeSets.flat().map((r) => `${formatIP(r.rangeStart)}-${formatIP(r.rangeEnd)}`);
+    const existing = (await from.reservations()).find((r) => r.name === freeze);
+    if (!existing || existing.entries.join() !== entries.join()) {
+      await from.putReservation({ name: freeze, entries, createdAt: opts.now.toISOString() });
+      await opts.settle();
+    }
   }
 
   const source = from.network(network);

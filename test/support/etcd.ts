@@ -91,7 +91,7 @@ interface Node {
 class Proc {
   #proc: Subprocess | undefined;
 
-  constructor(readonly node: Node, readonly args: string[], readonly tls: TlsFetch | undefined) {}
+  constructor(readonly node: Node, readonly args: string[], readonly tls: TlsFetch | undefined, readonly binary = ETCD) {}
 
   get running(): boolean {
     return this.#proc !== undefined && this.#proc.exitCode === null && this.#proc.signalCode === null;
@@ -101,7 +101,7 @@ class Proc {
     const log = join(this.node.dir, "etcd.log");
     const fd = openSync(log, "a");
     try {
-      this.#proc = Bun.spawn([ETCD, ...this.args], { stdin: "ignore", stdout: fd, stderr: fd });
+      this.#proc = Bun.spawn([this.binary, ...this.args], { stdin: "ignore", stdout: fd, stderr: fd });
     } finally {
       closeSync(fd);
     }
@@ -171,7 +171,8 @@ function argsFor(node: Node, cluster: string, token: string, pki: TestPki | unde
 }
 
 /** Starts members on fresh ports; retries with new ports when another process took one in between. */
-async function startNodes(size: number, pki: TestPki | undefined, parent = baseDir(), extra: readonly string[] = []): Promise<Proc[]> {
+async function startNodes(size: number, pki: TestPki | undefined, parent = baseDir(), extra: readonly string[] = [],
+  binary = ETCD): Promise<Proc[]> {
   installExitHook();
   const scheme = pki ? "https" : "http";
   const tls = pki && {
@@ -192,7 +193,7 @@ async function startNodes(size: number, pki: TestPki | undefined, parent = baseD
       };
     });
     const cluster = nodes.map((n) => `${n.name}=${n.peerURL}`).join(",");
-    const procs = nodes.map((n) => new Proc(n, argsFor(n, cluster, token, pki, extra), tls));
+    const procs = nodes.map((n) => new Proc(n, argsFor(n, cluster, token, pki, extra), tls, binary));
     for (const p of procs) p.spawn();
     try {
       await Promise.all(procs.map((p) => p.waitReady()));
@@ -217,10 +218,11 @@ export interface DataDirOption {
 
 /**
  * One etcd on loopback; with `pki`, it serves HTTPS and requires client certificates signed by `pki.ca`.
- * The member's data directory is made under `dataDir` when given.
+ * The member's data directory is made under `dataDir` when given. `binary` is the etcd program to run (the
+ * kube-apiserver fixture's etcd 3.6); default $ETCD_BIN or `etcd` from PATH (Debian's 3.4).
  */
-export async function startEtcd(opts: { pki?: TestPki; args?: readonly string[] } & DataDirOption = {}): Promise<EtcdServer> {
-  const [proc] = await startNodes(1, opts.pki, opts.dataDir, opts.args);
+export async function startEtcd(opts: { pki?: TestPki; args?: readonly string[]; binary?: string } & DataDirOption = {}): Promise<EtcdServer> {
+  const [proc] = await startNodes(1, opts.pki, opts.dataDir, opts.args, opts.binary);
   return {
     endpoint: proc!.node.clientURL,
     async stop() {

@@ -1,5 +1,5 @@
-// A real kube-apiserver (v1.34, built by scripts/cluster/build-components.sh) on its own etcd, on random
-// loopback ports, with real authentication and authorization:
+// A real kube-apiserver (v1.34, built by scripts/cluster/build-components.sh) on its own etcd (3.6, built by
+// scripts/cluster/build-etcd.sh), on random loopback ports, with real authentication and authorization:
 //
 //   const api = await startKubeApiServer();             // etcd + kube-apiserver, ready, RBAC of deploy/rbac.yaml applied
 //   const pod = await api.setPod(makePod({ namespace: "shop", name: "web-0", nodeName: "node-1" }));  // the server's object
@@ -45,6 +45,7 @@ export interface WriteKubeconfigOptions {
 
 const REPO = resolve(import.meta.dir, "../..");
 const BUILD_SCRIPT = join(REPO, "scripts/cluster/build-components.sh");
+const ETCD_BUILD_SCRIPT = join(REPO, "scripts/cluster/build-etcd.sh");
 const READY_MS = 60_000;
 const ATTEMPTS = 3;
 
@@ -73,6 +74,25 @@ export function kubeBinDir(): string {
   }
   binDir = out;
   return out;
+}
+
+let etcdBin: string | undefined;
+
+/**
+ * The etcd the API server stores in, from scripts/cluster/build-etcd.sh (cached; the first run builds it from the
+ * Go module proxy): a 3.6, as Kubernetes 1.34 supports, not Debian's 3.4.23, on which the watch cache cannot
+ * serve consistent lists. Throws with the script's output when it fails: never a skip.
+ */
+export function etcdBinary(): string {
+  if (etcdBin) return etcdBin;
+  const r = Bun.spawnSync(["bash", ETCD_BUILD_SCRIPT], { stdout: "pipe", stderr: "pipe" });
+  const out = r.stdout.toString().trim().split("\n").at(-1) ?? "";
+  if (r.exitCode !== 0 || !out) {
+    throw new Error(`The API server's etcd 3.6 is needed and ${ETCD_BUILD_SCRIPT} failed (exit ${r.exitCode}):\n` +
+      `${r.stderr.toString()}${r.stdout.toString()}`);
+  }
+  etcdBin = join(out, "etcd");
+  return etcdBin;
 }
 
 /** One entry of the audit log (level Metadata), the fields used here. */
@@ -672,6 +692,7 @@ export interface StartKubeApiServerOptions {
  */
 export async function startKubeApiServer(options: StartKubeApiServerOptions = {}): Promise<KubeApiServer> {
   kubeBinDir(); // fails first, and clearly, when the programs cannot be built
+  const etcdProgram = etcdBinary();
   const pki = makeTestPki();
   const dir = mkdtempSync(join(existsShm() ? "/dev/shm" : pki.dir, "kube-ipam-apiserver-"));
   const removeOnExit = onExit(() => rmSync(dir, { recursive: true, force: true }));
@@ -686,7 +707,7 @@ export async function startKubeApiServer(options: StartKubeApiServerOptions = {}
     const noRightsToken = `no-rights-${crypto.randomUUID()}`;
     writeFileSync(join(dir, "tokens.csv"), `${noRightsToken},${NO_RIGHTS_USER},uid-${NO_RIGHTS_USER}\n`);
     writeFileSync(join(dir, "audit-policy.yaml"), AUDIT_POLICY);
-    etcd = await startEtcd(options.etcdDataDir ? { dataDir: options.etcdDataDir } : {});
+    etcd = await startEtcd({ binary: etcdProgram, ...(options.etcdDataDir ? { dataDir: options.etcdDataDir } : {}) });
     const tls = { ca: readFileSync(pki.ca.cert, "utf8"), cert: readFileSync(admin.cert, "utf8"), key: readFileSync(admin.key, "utf8") };
     for (let attempt = 1; ; attempt++) {
       const [port] = freePorts(1) as [number];

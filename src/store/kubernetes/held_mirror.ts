@@ -41,6 +41,10 @@ export class KubeHeldMirror {
     this.#index?.add(family, value);
   }
 
+  noteFree(family: 4 | 6, value: bigint): void {
+    this.#index?.delete(family, value);
+  }
+
   /** False only when the view is current and no allocation carries this owner label. */
   mayHold(ownerLabel: string): boolean {
     return !this.#index || this.#owners.has(ownerLabel);

@@ -11,7 +11,7 @@ import { type IP, ipFromHex, ipToHex, tryParseIP } from "../../ip/address.ts";
 import type { FreeAddressFinder } from "../../ip/held_index.ts";
 import { KubeClient } from "../../k8s/client.ts";
 import { inClusterConfig, loadKubeConfig } from "../../k8s/kubeconfig.ts";
-import { KubeConfigError } from "../../k8s/errors.ts";
+import { KubeConfigError, KubeUnavailableError } from "../../k8s/errors.ts";
 import { decodeReservation, identical } from "../record.ts";
 import { type AddSnapshot, type Allocation, type ClaimOptions, type ClaimOutcome, type ElectionOptions, type HeldWindow, type Leadership,
   type NetworkStore, NotLeaderError, type Owner, type Reservation, sameOwner, type Store, type StoreChange, type WriteConditions } from "../store.ts";
@@ -103,10 +103,15 @@ class KubeNetworkStore implements NetworkStore {
   }
 
   async claim(ip: IP, record: Allocation, opts?: ClaimOptions): Promise<ClaimOutcome> {
-    const outcome = await this.#claim(ip, record, opts);
-    // Won or lost, the address is held now: the view learns it before the watch says so.
+    // Won or lost, the address will be held: the view learns it before the claim is sent, so that the other
+    // ADDs this agent serves at the same moment try other addresses instead of losing this one's race.
     this.#mirror?.noteHeld(ip.family, ip.value);
-    return outcome;
+    try {
+      return await this.#claim(ip, record, opts);
+    } catch (e) {
+      this.#mirror?.noteFree(ip.family, ip.value); // not known to be held after all
+      throw e;
+    }
   }
 
   async #claim(ip: IP, record: Allocation, opts?: ClaimOptions): Promise<ClaimOutcome> {
@@ -430,7 +435,7 @@ export class KubeStore implements Store {
   }
 
   watchReservations(signal: AbortSignal, onChange: () => void, onReconnect?: (e: unknown) => void): Promise<void> {
-    return watchCollection(this.#reservations, signal, () => onChange(), onReconnect);
+    return watchCollection(this.#reservations, signal, () => onChange(), onReconnect, undefined, true);
   }
 
   close(): Promise<void> {
@@ -441,25 +446,33 @@ export class KubeStore implements Store {
   }
 }
 
-/** Lists, then watches from the list's version; lists again after any break (a 410 included), until `signal` aborts. */
+/**
+ * Lists, then watches from the list's version, until `signal` aborts. A broken watch is listed again (after
+ * `beforeList`): a caller that keeps a copy of the collection is current again only then. With `resume`, it is
+ * resumed from the last version seen instead, and listed again only when the API has forgotten that version
+ * (410 Expired, e.g. after its restart): for feeds of changes (the dashboard's, the controller's counters),
+ * which a new list would rob of what changed while the watch was away (a connection cut by a load balancer, an
+ * API failing for a moment), where etcd's watch replays it.
+ */
 async function watchCollection(api: ObjectApi, signal: AbortSignal, onEvent: (type: string, object: KubeObject, listed: boolean) => void,
-  onReconnect?: (e: unknown) => void, beforeList?: () => void): Promise<void> {
+  onReconnect?: (e: unknown) => void, beforeList?: () => void, resume = false): Promise<void> {
+  let version: string | undefined;
   while (!signal.aborted) {
     try {
-      const listed = await api.list();
-      beforeList?.();
-      for (const o of listed.items) onEvent("LISTED", o, true);
-      let version = listed.resourceVersion;
-      for (;;) {
-        await api.kube.watch<KubeObject>(api.collection, `watch ${api.kind} objects`, { resourceVersion: version, allowWatchBookmarks: true,
-          timeoutSeconds: 300, signal }, (e) => {
-          if (e.object.metadata.resourceVersion) version = e.object.metadata.resourceVersion;
-          if (e.type !== "BOOKMARK") onEvent(e.type, e.object as KubeObject, false);
-        });
-        if (signal.aborted) return;
+      if (version === undefined) {
+        const listed = await api.list();
+        beforeList?.();
+        for (const o of listed.items) onEvent("LISTED", o, true);
+        version = listed.resourceVersion;
       }
+      await api.kube.watch<KubeObject>(api.collection, `watch ${api.kind} objects`, { resourceVersion: version, allowWatchBookmarks: true,
+        timeoutSeconds: 300, signal }, (e) => {
+        if (e.object.metadata.resourceVersion) version = e.object.metadata.resourceVersion;
+        if (e.type !== "BOOKMARK") onEvent(e.type, e.object as KubeObject, false);
+      });
     } catch (e) {
       if (signal.aborted) return;
+      if (!resume || (e instanceof KubeUnavailableError && e.status === 410)) version = undefined;
       onReconnect?.(e);
       await new Promise((r) => setTimeout(r, 1000));
     }
@@ -483,5 +496,5 @@ function watchAllocations(api: ObjectApi, signal: AbortSignal, onChange: (c: Sto
     if (listed) return;
     if (!rec.parkedAt) onChange({ network: rec.network, kind: "allocated", record: was !== undefined ? { ...rec, conflicts: 0 } : rec });
     else if (!was) onChange({ network: rec.network, kind: "released", record: rec, parked: true });
-  }, onReconnect);
+  }, onReconnect, undefined, true);
 }
