@@ -5,7 +5,7 @@
 // FILE's ipam section whichever ipam.datastore names. docs/kubernetes-store.md has the procedure.
 import { DATASTORES, type Datastore, parseStoreConfigOf } from "../config/store_config.ts";
 import { migrateV02, type MigrationEntry } from "../ipam/migrate.ts";
-import { moveNetwork, type MoveReport } from "../ipam/move.ts";
+import { freezeName, moveNetwork, type MoveReport } from "../ipam/move.ts";
 import { openStore } from "../store/open.ts";
 import { outputFormat, type ParsedFlags, RefusedError, UsageError } from "./flags.ts";
 import { loadConfFile, loadConfWithIpam } from "./load_conf.ts";
@@ -64,7 +64,15 @@ async function moveCommand(flags: ParsedFlags, from: Datastore): Promise<string>
     try {
       // An ADD that read the reservations just before the freeze ends within its budget.
       const settle = () => Bun.sleep(config.timeoutSeconds * 1000 + 1000);
-      const report = await moveNetwork(source, target, config, { dryRun, freeze: !flags.switches.has("no-freeze"), settle, now: new Date() });
+      const freeze = !flags.switches.has("no-freeze");
+      const report = await moveNetwork(source, target, config, { dryRun, freeze, settle, now: new Date() }).catch((e: unknown) => {
+        // Failed after the freeze, the source hands out no address in the network until someone acts: say so.
+        if (!freeze || dryRun) throw e;
+        const name = freezeName(config.network);
+        throw new Error(`${(e as Error).message}\nThe move did not finish; network "${config.network}" may be frozen in ${source.location} by ` +
+          `reservation "${name}" (new pods there get "no free address"): run this migrate again, or lift the freeze with ` +
+          `"kube-ipam unreserve ${name}" on a config of the source`, { cause: e });
+      });
       const text = format === "json" ? `${JSON.stringify({ dryRun, from: source.location, to: target.location, ...report }, null, 2)}\n`
         : renderMove(report, dryRun, source.location, target.location);
       const trouble = report.entries.filter((e) => e.outcome === "conflict" || e.outcome === "unplaced").length;
