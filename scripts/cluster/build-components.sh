@@ -15,14 +15,8 @@ programs=(kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl 
 complete() { for p in "${programs[@]}"; do [ -x "$bin/$p" ] || return 1; done; }
 if complete; then echo "$bin"; exit 0; fi
 
-command -v go >/dev/null 2>&1 || { echo "build-components: go is needed to build Kubernetes' programs" >&2; exit 1; }
-# The module and build caches live beside the binaries, so a version bump rebuilds only what changed.
-# Static and without cgo, as upstream releases them.
-export GOMODCACHE="$cache/go/mod" GOCACHE="$cache/go/build" GOFLAGS="-mod=mod -buildvcs=false" CGO_ENABLED=0
-mkdir -p "$cache"
-work=$(mktemp -d "$cache/build.XXXXXX")
-trap 'rm -rf "$work"' EXIT
-started=$(date +%s)
+. "$(dirname "$0")/go_build.sh"
+go_build_workspace "build-components: go is needed to build Kubernetes' programs"
 
 # k8s.io/kubernetes points its staging modules (k8s.io/api, client-go, ...) at ./staging with replace
 # directives that only apply inside its own repository; a module that builds it pins each one to the

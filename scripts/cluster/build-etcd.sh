@@ -13,13 +13,8 @@ bin="$cache/etcd-v$ETCD_K8S_VERSION/bin"
 
 if [ -x "$bin/etcd" ]; then echo "$bin"; exit 0; fi
 
-command -v go >/dev/null 2>&1 || { echo "build-etcd: go is needed to build etcd" >&2; exit 1; }
-# The same module and build caches as build-components.sh. Static and without cgo, as upstream releases it.
-export GOMODCACHE="$cache/go/mod" GOCACHE="$cache/go/build" GOFLAGS="-mod=mod -buildvcs=false" CGO_ENABLED=0
-mkdir -p "$cache"
-work=$(mktemp -d "$cache/build.XXXXXX")
-trap 'rm -rf "$work"' EXIT
-started=$(date +%s)
+. "$(dirname "$0")/go_build.sh"
+go_build_workspace "build-etcd: go is needed to build etcd"
 
 # etcd's main package is in the root module go.etcd.io/etcd/v3, which the proxy does not serve for every
 # release (and which points its sibling modules at ../ with replace directives): a module of its own with the

@@ -404,9 +404,14 @@ export class KubeApiServer {
     }
     // A new resource's watch cache starts empty and fills in the background; the first read from it (an
     // ADD's) would wait for that. Production API servers have theirs warm: so does this one.
+    // (Until then it answers 429 Too Many Requests.)
     for (const resource of ["ipallocations", "ipreservations", "ipcursors"]) {
-      const r = await this.request("GET", `/apis/kube-ipam.io/v1alpha1/${resource}?resourceVersion=0`);
-      if (r.status !== 200) throw new Error(`the watch cache of ${resource} did not answer: HTTP ${r.status}`);
+      for (;;) {
+        const r = await this.request("GET", `/apis/kube-ipam.io/v1alpha1/${resource}?resourceVersion=0`);
+        if (r.status === 200) break;
+        if (r.status !== 429 || Date.now() > until) throw new Error(`the watch cache of ${resource} did not answer: HTTP ${r.status}`);
+        await Bun.sleep(50);
+      }
     }
     const ca = readFileSync(this.pki.ca.cert, "utf8");
     const probes = ["/apis/kube-ipam.io/v1alpha1/ipallocations?limit=1", "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/kube-ipam-controller"];
