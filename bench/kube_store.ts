@@ -312,6 +312,8 @@ async function main() {
     let heldTheirs = 0;
     const levels = [0, 50, 95];
     const perLevel = variants.map(() => [] as Measured[]);
+    // Warm: the agent's views of the network and whereabouts' IPPool are made by a first ADD, not measured.
+    for (const [i, v] of variants.entries()) await dels(v, poolOf[i]!, (await adds(v, poolOf[i]!, 1, 1)).ids);
     for (const pct of levels) {
       const target = Math.floor((POOL_SIZE * pct) / 100);
       heldOurs = await fillTo(variants[1]!, ourPool, heldOurs, target);

@@ -24,9 +24,10 @@ beforeAll(async () => {
 
 describe("deploy/*.yaml", () => {
   test("has the manifests", () => {
-    expect(files).toEqual(["configmap.yaml", "kube-ipam-controller.yaml", "kube-ipam-daemonset.yaml", "rbac.yaml"]);
+    expect(files).toEqual(["configmap.yaml", "kube-ipam-controller.yaml", "kube-ipam-daemonset.yaml", "kubernetes-datastore.yaml", "rbac.yaml"]);
     expect(docs.map((d) => d.doc.kind).sort()).toEqual([
-      "ClusterRole", "ClusterRoleBinding", "ConfigMap", "DaemonSet", "Deployment", "Secret", "ServiceAccount",
+      "ClusterRole", "ClusterRole", "ClusterRoleBinding", "ClusterRoleBinding", "ConfigMap", "CustomResourceDefinition",
+      "CustomResourceDefinition", "CustomResourceDefinition", "DaemonSet", "Deployment", "Role", "RoleBinding", "Secret", "ServiceAccount",
     ]);
   });
 

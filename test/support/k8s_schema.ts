@@ -52,7 +52,12 @@ function objectPart(checker: ts.TypeChecker, type: ts.Type): ts.Type | undefined
   if (type.flags & (ts.TypeFlags.Any | ts.TypeFlags.Unknown)) return undefined;
   const t = checker.getNonNullableType(type);
   const members = t.isUnion() ? t.types.filter((m) => m.flags & ts.TypeFlags.Object) : t.flags & ts.TypeFlags.Object ? [t] : [];
-  return members.length === 1 ? members[0] : undefined;
+  const member = members.length === 1 ? members[0] : undefined;
+  // An object type that declares nothing (the package's JSONSchemaPropsOrBool and OrArray, a CRD's nested
+  // schema, are plain `object`) says nothing about the fields: not a schema to compare with.
+  if (member && !checker.isArrayType(member) && checker.getPropertiesOfType(member).length === 0 &&
+    !checker.getIndexInfoOfType(member, ts.IndexKind.String)) return undefined;
+  return member;
 }
 
 /** Paths of the fields of `value` that its type does not declare, as the API server names them. */
