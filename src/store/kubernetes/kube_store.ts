@@ -348,22 +348,14 @@ export class KubeStore implements Store {
     });
   }
 
-  /**
-   * The API of `config.kubeConfig` when set; else, inside a pod, its service account; else the seed's default
-   * kubeconfig path when that file exists. None of these is code 7 naming ipam.kubeConfig.
-   */
+  /** The API that kubeSource picks; none is code 7 naming ipam.kubeConfig. */
   static async open(config: KubernetesStoreConfig, options: KubeStoreOptions = {}): Promise<KubeStore> {
-    const kubeconfig = config.kubeConfig
-      ? await loadKubeConfig(config.kubeConfig)
-      : process.env.KUBERNETES_SERVICE_HOST
-      ? inClusterConfig()
-      : existsSync(DEFAULT_KUBECONFIG)
-      ? await loadKubeConfig(DEFAULT_KUBECONFIG)
-      : undefined;
-    if (!kubeconfig) {
+    const source = kubeSource(config, { inPod: !!process.env.KUBERNETES_SERVICE_HOST, exists: existsSync });
+    if (source.kind === "none") {
       throw new KubeConfigError("none", 'ipam.datastore is "kubernetes" but no Kubernetes API is configured: set ipam.kubeConfig ' +
         "to a kubeconfig file (the DaemonSet's install-cni writes one), or run inside a pod");
     }
+    const kubeconfig = source.kind === "in-cluster" ? inClusterConfig() : await loadKubeConfig(source.path);
     return new KubeStore(new KubeClient(kubeconfig), config.leaseNamespace, options);
   }
 
@@ -444,6 +436,19 @@ export class KubeStore implements Store {
     this.#mirrors?.clear();
     return Promise.resolve();
   }
+}
+
+/**
+ * Which API the store uses: `ipam.kubeConfig` when set, unless this is a pod that does not have that file
+ * (the controller reads the nodes' network config, whose kubeConfig is a host path); then, inside a pod, the
+ * pod's service account; else the seed's default kubeconfig when it exists. A configured file that is
+ * missing outside a pod is that file (its error, code 7, names it), never a silent fallback.
+ */
+export function kubeSource(config: KubernetesStoreConfig, env: { inPod: boolean; exists: (path: string) => boolean }):
+  { kind: "file"; path: string } | { kind: "in-cluster" } | { kind: "none" } {
+  if (config.kubeConfig && (!env.inPod || env.exists(config.kubeConfig))) return { kind: "file", path: config.kubeConfig };
+  if (env.inPod) return { kind: "in-cluster" };
+  return env.exists(DEFAULT_KUBECONFIG) ? { kind: "file", path: DEFAULT_KUBECONFIG } : { kind: "none" };
 }
 
 /**
