@@ -10,34 +10,21 @@
 // Watches (`?watch=true&resourceVersion=RV`) replay the retained history after RV, then stream live events;
 // `compactWatchHistory()` makes older versions answer an Expired ERROR event, `dropWatches()` cuts every
 // open stream, `sendBookmarks()` sends a BOOKMARK to the watches that allowed them.
-import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { readFileSync } from "node:fs";
 import type { Server } from "bun";
 import type { Pod, StatefulSet, Status } from "../../src/k8s/types.ts";
-import type { CertPair, TestPki } from "./certs.ts";
+import type { TestPki } from "./certs.ts";
 
 export { makePod, type MakePodOptions, makeStatefulSet } from "./kube_objects.ts";
+import { type KubeconfigVariant, type WriteKubeconfigOptions, writeKubeconfigFile } from "./kube_apiserver.ts";
 
 export type KubeApiAuth = "token" | "client-cert";
-export type KubeconfigVariant = "token" | "client-cert" | "token-file-paths";
+export type { KubeconfigVariant, WriteKubeconfigOptions };
 
 export interface KubeApiOptions {
   /** "token" (default) checks `Authorization: Bearer`; "client-cert" requires a certificate from the test CA. */
   readonly auth?: KubeApiAuth;
   readonly token?: string;
-}
-
-export interface WriteKubeconfigOptions {
-  /** "data" embeds certificates and token; "paths" writes them beside the kubeconfig, referenced relatively. */
-  readonly form?: "data" | "paths";
-  /** Token to put in the kubeconfig; default the server's. */
-  readonly token?: string;
-  /** Client certificate for "client-cert"; default the test CA's client. */
-  readonly client?: CertPair;
-  /** Default this server's url. */
-  readonly server?: string;
-  /** File name inside dir; default "kubeconfig". */
-  readonly file?: string;
 }
 
 const EXPIRED_MESSAGE = "The provided continue parameter is too old to display a consistent list result. " +
@@ -223,58 +210,14 @@ export class KubeApi {
     this.#server.stop(true);
   }
 
-  /** Writes a kubeconfig for this server in dir and returns its path. */
+  /** Writes a kubeconfig for this server in dir and returns its path (the real server's writer). */
   writeKubeconfig(dir: string, variant: KubeconfigVariant, options: WriteKubeconfigOptions = {}): string {
-    const form = variant === "token-file-paths" ? "paths" : options.form ?? "data";
-    const token = options.token ?? this.token;
-    const client = options.client ?? this.#pki.client;
-    mkdirSync(dir, { recursive: true });
-    const b64 = (path: string) => readFileSync(path).toString("base64");
-    const copy = (from: string, name: string) => {
-      mkdirSync(join(dir, "pki"), { recursive: true });
-      copyFileSync(from, join(dir, "pki", name));
-      return `pki/${name}`; // relative: resolved against the kubeconfig's directory
-    };
-    const ca = form === "data"
-      ? `certificate-authority-data: ${b64(this.#pki.ca.cert)}`
-      : `certificate-authority: ${copy(this.#pki.ca.cert, "ca.crt")}`;
-    let user: string[];
-    if (variant === "client-cert") {
-      user = form === "data"
-        ? [`client-certificate-data: ${b64(client.cert)}`, `client-key-data: ${b64(client.key)}`]
-        : [`client-certificate: ${copy(client.cert, "client.crt")}`, `client-key: ${copy(client.key, "client.key")}`];
-    } else if (variant === "token-file-paths") {
-      mkdirSync(join(dir, "pki"), { recursive: true });
-      writeFileSync(join(dir, "pki", "token"), `${token}\n`);
-      user = ["tokenFile: pki/token"];
-    } else {
-      user = [`token: ${token}`];
-    }
-    const text = [
-      "apiVersion: v1",
-      "kind: Config",
-      "clusters:",
-      "- cluster:",
-      `    ${ca}`,
-      `    server: ${options.server ?? this.url}`,
-      "  name: test",
-      "contexts:",
-      "- context:",
-      "    cluster: test",
-      "    user: kube-ipam",
-      "  name: kube-ipam@test",
-      "current-context: kube-ipam@test",
-      "preferences: {}",
-      "users:",
-      "- name: kube-ipam",
-      "  user:",
-      ...user.map((line) => `    ${line}`),
-      "",
-    ].join("\n");
-    const path = join(dir, options.file ?? "kubeconfig");
-    writeFileSync(path, text, { mode: 0o600 });
-    return path;
+    return writeKubeconfigFile(dir, variant, {
+      server: options.server ?? this.url, ca: this.#pki.ca.cert, token: options.token ?? this.token,
+      client: options.client ?? this.#pki.client, form: options.form, file: options.file,
+    });
   }
+
 
   async #handle(req: Request): Promise<Response> {
     const url = new URL(req.url);
