@@ -11,6 +11,7 @@ import type { StatefulSet } from "../../src/k8s/types.ts";
 import { makePod, makeStatefulSet } from "../support/kube_apiserver.ts";
 import { asAdmin, cli, type KubeConf, kubeNetConf, useKubeDatastore, writeConf } from "../support/kube_datastore.ts";
 import { runPlugin } from "../support/plugin.ts";
+import { openEvents as openSse } from "../support/sse.ts";
 
 const env = useKubeDatastore();
 
@@ -201,51 +202,7 @@ describe("the dashboard's JSON API on the Kubernetes store", () => {
   }, 40_000);
 });
 
-interface Sse {
-  readonly event: string;
-  readonly id: string | undefined;
-  readonly data: any;
-}
-
-/** /api/events as a script reads it; `next` waits (10 s at most) for the next event of a kind that matches. */
-async function openEvents(headers: Record<string, string> = {}, url = base) {
-  const abort = new AbortController();
-  const res = await fetch(`${url}/api/events`, { headers, signal: abort.signal });
-  expect(res.headers.get("content-type")).toContain("text/event-stream");
-  const reader = res.body!.getReader();
-  const decoder = new TextDecoder();
-  let buffered = "";
-  const seen: Sse[] = [];
-  void (async () => {
-    try {
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) return;
-        buffered += decoder.decode(value, { stream: true });
-        let cut: number;
-        while ((cut = buffered.indexOf("\n\n")) >= 0) {
-          const block = buffered.slice(0, cut);
-          buffered = buffered.slice(cut + 2);
-          const field = (name: string) => block.split("\n").find((l) => l.startsWith(`${name}: `))?.slice(name.length + 2);
-          const event = field("event");
-          if (event) seen.push({ event, id: field("id"), data: JSON.parse(field("data") ?? "null") });
-        }
-      }
-    } catch {
-      // closed
-    }
-  })();
-  let taken = 0;
-  return {
-    next(event: string, match: (data: any) => boolean = () => true): Promise<Sse> {
-      return eventually(`event "${event}"`, () => {
-        while (taken < seen.length) {
-          const e = seen[taken++]!;
-          if (e.event === event && match(e.data)) return e;
-        }
-        return undefined;
-      }, (e) => e !== undefined) as Promise<Sse>;
-    },
-    close: () => abort.abort(),
-  };
+/** /api/events of the dashboard at `url` (default this file's). */
+function openEvents(headers: Record<string, string> = {}, url = base) {
+  return openSse(url, headers);
 }
