@@ -1,6 +1,7 @@
-// deploy/kubernetes-datastore.yaml grants the ServiceAccount kube-system/kube-ipam exactly what the Kubernetes
-// store's code uses (src/store/kubernetes/: api.ts's operations, leader.ts's Lease), nothing more, as
-// `kubectl auth can-i` on a real kube-apiserver reports it.
+// deploy/rbac.yaml and deploy/kubernetes-datastore.yaml grant the ServiceAccount kube-system/kube-ipam exactly
+// what kube-ipam's code uses (src/k8s/client.ts's pod and StatefulSet reads; src/store/kubernetes/: api.ts's
+// operations, leader.ts's Lease), nothing more, as `kubectl auth can-i` on a real kube-apiserver reports it.
+// (One identity for the plugin, the agent and the controller today.)
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { type KubeApiServer, kubeBinDir, SERVICE_ACCOUNT_USER, startKubeApiServer } from "../support/kube_apiserver.ts";
@@ -31,17 +32,22 @@ function rights(namespace: string): string[] {
   const { code, out } = kubectl("auth", "can-i", "--list", `--as=${SERVICE_ACCOUNT_USER}`, "-n", namespace);
   expect({ code }).toEqual({ code: 0 });
   return out.split("\n").slice(1).map((line) => line.trim().split(/\s{2,}/)).filter((cols) => cols.length >= 4)
-    .filter(([resource]) => /\.kube-ipam\.io$/.test(resource!) || /^leases\./.test(resource!))
+    .filter(([resource]) => /\.kube-ipam\.io$/.test(resource!) || /^leases\./.test(resource!) || resource === "pods" ||
+      resource === "statefulsets.apps")
     .map(([resource, , names, verbs]) => `${resource} ${names} [${verbs!.slice(1, -1).split(" ").sort().join(" ")}]`)
     .sort();
 }
 
 describe("the ServiceAccount's rights on kube-ipam's resources", () => {
-  test("exactly what the store uses: allocations read and written one at a time, cursors, reservations read-only", () => {
+  test("exactly what the code uses: allocations read and written one at a time, cursors, reservations read-only; pods and StatefulSets read (deploy/rbac.yaml)", () => {
     expect(rights("default")).toEqual([
       "ipallocations.kube-ipam.io [] [create delete get list update watch]",
       "ipcursors.kube-ipam.io [] [create get patch]",
       "ipreservations.kube-ipam.io [] [get list watch]",
+      // The plugin GETs its pod, the agent's pod cache lists and watches a node's, gc lists them all.
+      "pods [] [get list watch]",
+      // The plugin GETs a sticky pod's StatefulSet, gc lists them.
+      "statefulsets.apps [] [get list]",
     ]);
   });
 
@@ -52,6 +58,8 @@ describe("the ServiceAccount's rights on kube-ipam's resources", () => {
       "ipreservations.kube-ipam.io [] [get list watch]",
       "leases.coordination.k8s.io [] [create]",
       "leases.coordination.k8s.io [kube-ipam-controller] [get update]",
+      "pods [] [get list watch]",
+      "statefulsets.apps [] [get list]",
     ]);
   });
 
