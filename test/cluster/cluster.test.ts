@@ -4,6 +4,7 @@
 // /opt/cni/bin/kube-ipam with the arguments Kubernetes really sends; the agent and the controller run in the
 // DaemonSet's and the Deployment's pods. The tests run in order: later ones use what earlier ones leave.
 import { afterAll, describe, expect, test } from "bun:test";
+import { readFileSync, statSync } from "node:fs";
 import { resolve } from "node:path";
 import { eventually } from "../support/eventually.ts";
 import { CLUSTER_SCRIPT, type PodRow, run, useRealCluster } from "../support/cluster.ts";
@@ -241,6 +242,38 @@ describe("the controller", () => {
     await eventually(`${next.name} leads`, async () => (await k8s.kubectlOk(["-n", "kube-system", "logs", next.name])).includes("became leader") &&
       (await k8s.metric(CONTROLLER_METRICS, "kube_ipam_leader")) === 1, (v) => v, { withinMs: 120_000, everyMs: 500 });
   }, 300_000);
+});
+
+describe("the files the DaemonSet writes on the host", () => {
+  test("executables 0755, the network config 0644, secrets 0600 in 0700 directories, the log 0600, all root's", () => {
+    // After the pods above: install-cni and install-host-files have run, and plugins have logged.
+    const modes = Object.fromEntries([
+      "/opt/cni/bin/kube-ipam", "/opt/cni/bin/kube-ipam-core", "/etc/cni/net.d/10-kube-ipam.conf",
+      "/etc/kube-ipam/kube-ipam.kubeconfig", "/etc/kube-ipam/kubernetes", "/etc/kube-ipam/kubernetes/token",
+      "/etc/kube-ipam/kubernetes/ca.crt", "/etc/kube-ipam/etcd", "/etc/kube-ipam/etcd/tls.key", "/etc/kube-ipam/etcd/tls.crt",
+      "/etc/kube-ipam/etcd/ca.crt", "/run/kube-ipam", "/var/log/kube-ipam.log",
+    ].map((path) => {
+      const st = statSync(path);
+      return [path, `${(st.mode & 0o7777).toString(8)} ${st.uid}:${st.gid}`];
+    }));
+    expect(modes).toEqual({
+      "/opt/cni/bin/kube-ipam": "755 0:0",
+      "/opt/cni/bin/kube-ipam-core": "755 0:0",
+      "/etc/cni/net.d/10-kube-ipam.conf": "644 0:0",
+      "/etc/kube-ipam/kube-ipam.kubeconfig": "600 0:0",
+      "/etc/kube-ipam/kubernetes": "700 0:0",
+      "/etc/kube-ipam/kubernetes/token": "600 0:0",
+      "/etc/kube-ipam/kubernetes/ca.crt": "600 0:0",
+      "/etc/kube-ipam/etcd": "700 0:0",
+      "/etc/kube-ipam/etcd/tls.key": "600 0:0",
+      "/etc/kube-ipam/etcd/tls.crt": "600 0:0",
+      "/etc/kube-ipam/etcd/ca.crt": "600 0:0",
+      "/run/kube-ipam": "700 0:0",
+      "/var/log/kube-ipam.log": "600 0:0",
+    });
+    // No secret in the one file others may read.
+    expect(readFileSync("/etc/cni/net.d/10-kube-ipam.conf", "utf8")).not.toMatch(/token|BEGIN|PRIVATE/i);
+  });
 });
 
 describe("scripts/cluster.sh", () => {
