@@ -47,7 +47,8 @@ export async function migrateV02(net: NetworkStore, config: IpamConfig, holders:
   return out;
 }
 
-function holderOf(a: Allocation): string {
+/** Who holds an address an import or a move could not place (`held` says where: "held", "held there"). */
+export function holderOf(a: Allocation, held = "held"): string {
   const pod = a.podName ? ` (pod ${a.podNamespace}/${a.podName})` : "";
-  return `held by container ${a.containerID}${pod}, ${a.kind}`;
+  return `${held} by container ${a.containerID}${pod}, ${a.kind}`;
 }

@@ -11,6 +11,7 @@ import type { IpamConfig } from "../config/ipam_config.ts";
 import { formatIP, tryParseIP } from "../ip/address.ts";
 import { rangeHolding } from "../ip/range_set.ts";
 import { identical } from "../store/record.ts";
+import { holderOf } from "./migrate.ts";
 import { type Allocation, sameOwner, type Store } from "../store/store.ts";
 
 export interface MoveEntry {
@@ -46,10 +47,6 @@ export function freezeName(network: string): string {
   return `kube-ipam-moved-${network}`.slice(0, 250);
 }
 
-function holderOf(a: Allocation): string {
-  const pod = a.podName ? ` (pod ${a.podNamespace}/${a.podName})` : "";
-  return `held there by container ${a.containerID}${pod}, ${a.kind}`;
-}
 
 export async function moveNetwork(from: Store, to: Store, config: IpamConfig, opts: MoveOptions): Promise<MoveReport> {
   const network = config.network;
@@ -104,7 +101,7 @@ export async function moveNetwork(from: Store, to: Store, config: IpamConfig, op
       const held = await target.get(ip);
       entries.push(!held ? { ...base, outcome: "moved", ...(outside && { detail: outside }) }
         : identical(held, record) || sameOwner(held, record) ? { ...base, outcome: "present" }
-        : { ...base, outcome: "conflict", detail: holderOf(held) });
+        : { ...base, outcome: "conflict", detail: holderOf(held, "held there") });
       continue;
     }
     const r = await target.claim(ip, record);
@@ -114,7 +111,7 @@ export async function moveNetwork(from: Store, to: Store, config: IpamConfig, op
     } else if (r.claimed) entries.push({ ...base, outcome: "moved", ...(outside && { detail: outside }) });
     else if (r.holder && same(r.holder)) {
       entries.push({ ...base, outcome: "present" });
-    } else entries.push({ ...base, outcome: "conflict", detail: r.holder ? holderOf(r.holder) : "taken meanwhile" });
+    } else entries.push({ ...base, outcome: "conflict", detail: r.holder ? holderOf(r.holder, "held there") : "taken meanwhile" });
   }
   // The target serves the network from now on.
   if (targetFrozen && !opts.dryRun) await to.deleteReservation(freeze);

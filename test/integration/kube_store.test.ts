@@ -2,52 +2,23 @@
 // resources applied from deploy/kubernetes-datastore.yaml, as the ServiceAccount of deploy/ (its token):
 // the plugin run as a runtime runs it, concurrently from many nodes, killed at random instants, against a
 // restarted API server and its restarted etcd, and without the rights it needs.
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { type KubeApiServer, makePod, NO_RIGHTS_USER, startKubeApiServer } from "../support/kube_apiserver.ts";
-import { listAllocations, mapLimit, runCli, runPlugin, spawnPlugin, tempDir } from "../support/plugin.ts";
+import { makePod, NO_RIGHTS_USER } from "../support/kube_apiserver.ts";
+import { kubeNetConf, useKubeDatastore } from "../support/kube_datastore.ts";
+import { listAllocations, mapLimit, runCli, runPlugin, spawnPlugin } from "../support/plugin.ts";
 
 /** The plugin failed with CNI error `code` (exit status 1, the error on stdout). */
 function expectCniError(reply: { exitCode: number; json: any; stdout: string }, code: number): void {
   expect({ exit: reply.exitCode, code: reply.json?.code }).toEqual({ exit: 1, code });
 }
 
-let api: KubeApiServer;
-let kubeconfig: string;
-let dir: ReturnType<typeof tempDir>;
-
-beforeAll(async () => {
-  dir = tempDir();
-  api = await startKubeApiServer();
-  await api.installDatastore();
-  kubeconfig = api.writeKubeconfig(join(dir.path, "kube"), "token");
-}, 90_000);
-afterAll(async () => {
-  await api?.stop();
-  dir?.cleanup();
-});
-
-let nets = 0;
+const env = useKubeDatastore();
 
 /** A network of its own on the Kubernetes store: `size` addresses from 10.60.0.10 on. */
 function kubeConf(size: number, ipam: Record<string, unknown> = {}) {
   const last = 10 + size - 1;
-  return {
-    cniVersion: "1.0.0",
-    name: `kubenet${nets++}`,
-    type: "macvlan",
-    ipam: {
-      type: "kube-ipam",
-      datastore: "kubernetes",
-      kubeConfig: kubeconfig,
-      subnet: "10.60.0.0/16",
-      rangeStart: "10.60.0.10",
-      rangeEnd: `10.60.${Math.floor(last / 256)}.${last % 256}`,
-      logFile: join(dir.path, "kube-ipam.log"),
-      agentSocket: "",
-      ...ipam,
-    },
-  };
+  return kubeNetConf(env, { subnet: "10.60.0.0/16", rangeStart: "10.60.0.10", rangeEnd: `10.60.${Math.floor(last / 256)}.${last % 256}`, ...ipam });
 }
 
 function add(conf: unknown, containerID: string, opts: { node?: string; args?: string; ifName?: string } = {}) {
@@ -75,11 +46,11 @@ async function addUntilServed(conf: unknown, containerID: string, node: string) 
   }
   throw new Error(`ADD of ${containerID} was refused with code 11 60 times`);
 }
-const ls = (conf: unknown) => listAllocations(conf, dir.path);
+const ls = (conf: unknown) => listAllocations(conf, env.dir.path);
 
 /** The IPAllocation objects of `network`, as the admin reads them. */
 async function objects(network: string): Promise<any[]> {
-  const r = await api.request("GET", `/apis/kube-ipam.io/v1alpha1/ipallocations?labelSelector=${encodeURIComponent(`kube-ipam.io/network=${network}`)}`);
+  const r = await env.api.request("GET", `/apis/kube-ipam.io/v1alpha1/ipallocations?labelSelector=${encodeURIComponent(`kube-ipam.io/network=${network}`)}`);
   return r.body.items;
 }
 
@@ -170,8 +141,8 @@ describe("the API server and its etcd restarted under load", () => {
       // Once a third is served, the API server dies; once two thirds, its etcd (the writes in flight then
       // are those of the other ADDs).
       done++;
-      if (done === 20) restarts = api.restart();
-      if (done === 40) restarts = (restarts ?? Promise.resolve()).then(() => api.restartEtcd());
+      if (done === 20) restarts = env.api.restart();
+      if (done === 40) restarts = (restarts ?? Promise.resolve()).then(() => env.api.restartEtcd());
       return out;
     });
     const results = await outcomes;
@@ -188,7 +159,7 @@ describe("the API server and its etcd restarted under load", () => {
 
 describe("errors", () => {
   test("datastore kubernetes without a usable kubeconfig is code 7 naming the field", async () => {
-    const missing = kubeConf(4, { kubeConfig: join(dir.path, "no-such.kubeconfig") });
+    const missing = kubeConf(4, { kubeConfig: join(env.dir.path, "no-such.kubeconfig") });
     const r = await add(missing, "x");
     expectCniError(r, 7);
     expect(r.json.details).toContain("ipam.kubeConfig");
@@ -199,7 +170,7 @@ describe("errors", () => {
   });
 
   test("an identity without rights gets code 11 naming the resource and the verb it lacks", async () => {
-    const noRights = api.writeKubeconfig(join(dir.path, "norights"), "token", { token: api.noRightsToken });
+    const noRights = env.api.writeKubeconfig(join(env.dir.path, "norights"), "token", { token: env.api.noRightsToken });
     const r = await add(kubeConf(4, { kubeConfig: noRights }), "x");
     expectCniError(r, 11);
     expect(r.json.msg).toContain(NO_RIGHTS_USER);
@@ -207,10 +178,10 @@ describe("errors", () => {
   });
 
   test("an API that accepts and never answers costs at most the budget: code 11 naming the API", async () => {
-    const faults = api.faults();
+    const faults = env.api.faults();
     try {
       faults.delay(60_000);
-      const held = api.writeKubeconfig(join(dir.path, "held"), "token", { server: faults.url });
+      const held = env.api.writeKubeconfig(join(env.dir.path, "held"), "token", { server: faults.url });
       const started = Date.now();
       const r = await add(kubeConf(4, { kubeConfig: held, timeoutSeconds: 2 }), "x");
       expectCniError(r, 11);
@@ -225,8 +196,8 @@ describe("errors", () => {
 describe("kubernetes-aware addresses", () => {
   test("a fixed address from the pod's annotation, refused to a second pod while held", async () => {
     const conf = kubeConf(20, {});
-    await api.setPod(makePod({ namespace: "default", name: "db-0", annotations: { "kube-ipam.ip": "10.60.0.20" } }));
-    await api.setPod(makePod({ namespace: "default", name: "db-1", annotations: { "kube-ipam.ip": "10.60.0.20" } }));
+    await env.api.setPod(makePod({ namespace: "default", name: "db-0", annotations: { "kube-ipam.ip": "10.60.0.20" } }));
+    await env.api.setPod(makePod({ namespace: "default", name: "db-1", annotations: { "kube-ipam.ip": "10.60.0.20" } }));
     const args = (pod: string) => `K8S_POD_NAMESPACE=default;K8S_POD_NAME=${pod};K8S_POD_INFRA_CONTAINER_ID=x`;
     expect(ipOf(await add(conf, "f1", { args: args("db-0") }))).toBe("10.60.0.20");
     const other = await add(conf, "f2", { args: args("db-1") });
@@ -234,9 +205,9 @@ describe("kubernetes-aware addresses", () => {
     expect(other.json.msg).toContain("db-0");
   });
 
-  test("reserve and release on the CLI, as on etcd", async () => {
+  test("a reservation written with the ServiceAccount's identity is refused, naming the verb and the resource", async () => {
     const conf = kubeConf(4);
-    const path = join(dir.path, `${conf.name}.conf`);
+    const path = join(env.dir.path, `${conf.name}.conf`);
     await Bun.write(path, JSON.stringify(conf));
     // The ServiceAccount may not write reservations: the operator's identity does.
     const denied = await runCli(["reserve", "printers", "10.60.0.10", "--conf", path]);

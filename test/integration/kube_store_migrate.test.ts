@@ -9,7 +9,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { type EtcdServer, startEtcd } from "../support/etcd.ts";
 import { makePod, makeStatefulSet, SERVICE_ACCOUNT_USER } from "../support/kube_apiserver.ts";
-import { allocationObjects, asAdmin, cli, ipOf, type KubeConf, ls, useKubeDatastore, writeConf } from "../support/kube_datastore.ts";
+import { allocationObjects, asAdmin, cli, ipOf, type KubeConf, kubeNetConf, ls, useKubeDatastore, writeConf } from "../support/kube_datastore.ts";
 import { BINARY, type CniReply, mapLimit, runCli, runPlugin, spawnPlugin } from "../support/plugin.ts";
 
 const env = useKubeDatastore();
@@ -25,22 +25,8 @@ let nets = 0;
 
 /** Network `name` configured on both stores, `datastore` the active one, as the plugin runs it (ServiceAccount). */
 function both(datastore: "etcd" | "kubernetes", ipam: Record<string, unknown>, name = `mv${process.pid}x${nets++}`): KubeConf {
-  return {
-    cniVersion: "1.0.0",
-    name,
-    type: "macvlan",
-    ipam: {
-      type: "kube-ipam",
-      datastore,
-      etcdConfig: { etcdURL: etcd.endpoint, etcdPrefix: `/mv-${process.pid}-${name}` },
-      kubeConfig: env.kubeconfig,
-      logFile: `${env.dir.path}/kube-ipam.log`,
-      agentSocket: "",
-      // migrate waits one timeoutSeconds (and a second) after freezing the source.
-      timeoutSeconds: 1,
-      ...ipam,
-    },
-  };
+  // migrate waits one timeoutSeconds (and a second) after freezing the source.
+  return kubeNetConf(env, { datastore, etcdConfig: { etcdURL: etcd.endpoint, etcdPrefix: `/mv-${process.pid}-${name}` }, timeoutSeconds: 1, ...ipam }, name);
 }
 
 const on = (conf: KubeConf, datastore: "etcd" | "kubernetes"): KubeConf => ({ ...conf, ipam: { ...conf.ipam, datastore } });

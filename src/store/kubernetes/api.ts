@@ -9,6 +9,8 @@ import { StoreError } from "../store.ts";
 import { isKubeObject, type KubeObject } from "./objects.ts";
 
 const METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1";
+/** Names and labels only, for a watch's events. */
+export const METADATA = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1";
 
 export type Written = { readonly object: KubeObject } | { readonly conflict: true } | { readonly gone: true };
 
@@ -95,6 +97,11 @@ export class ObjectApi {
 
   /** Names and labels only of the selection (one request, no spec): for what is held where. */
   async listMetadata(labelSelector: string, freshness?: Freshness): Promise<KubeObject[]> {
+    return (await this.listMetadataVersioned(labelSelector, freshness)).items;
+  }
+
+  /** As listMetadata, with the list's resourceVersion to watch from. */
+  async listMetadataVersioned(labelSelector: string, freshness?: Freshness): Promise<{ items: KubeObject[]; resourceVersion: string }> {
     const action = `list ${this.kind} objects`;
     const v = this.#version(freshness);
     const query = `?labelSelector=${encodeURIComponent(labelSelector)}` +
@@ -105,7 +112,8 @@ export class ObjectApi {
     if (!isRecord(body) || !(Array.isArray(body.items) || body.items === null)) {
       throw new KubeUnavailableError(this.server, `Cannot ${action} on Kubernetes API "${this.server}": unexpected answer`, status);
     }
-    return (body.items ?? []).filter(isKubeObject);
+    const version = isRecord(body.metadata) && typeof body.metadata.resourceVersion === "string" ? body.metadata.resourceVersion : "";
+    return { items: ((body.items ?? []) as unknown[]).filter(isKubeObject), resourceVersion: version };
   }
 
   #object(body: unknown, action: string): KubeObject {

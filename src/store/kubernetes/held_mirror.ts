@@ -8,11 +8,10 @@
 import { HeldIndex } from "../../ip/held_index.ts";
 import { KubeUnavailableError } from "../../k8s/errors.ts";
 import { outsideAnyDeadline } from "../../lib/deadline.ts";
-import type { ObjectApi } from "./api.ts";
+import { METADATA, type ObjectApi } from "./api.ts";
 import { ANNOTATION_NETWORK, dnsLabel, ipOfName, LABEL_NETWORK, LABEL_OWNER } from "./names.ts";
 import type { KubeObject } from "./objects.ts";
 
-const METADATA = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1";
 /** After a failure, how long before the next attempt. */
 const RETRY_AFTER_MS = 1000;
 
@@ -84,15 +83,13 @@ export class KubeHeldMirror {
     while (!signal.aborted) {
       try {
         if (version === undefined || !index) {
-          const listed = await this.#api.kube.send("GET", `${this.#api.collection}?labelSelector=${encodeURIComponent(selector)}`,
-            `list ${this.#api.kind} objects`, { accept: `${METADATA.replace("PartialObjectMetadata", "PartialObjectMetadataList")}` });
-          const body = listed.body as { items?: KubeObject[] | null; metadata?: { resourceVersion?: string } };
-          const items = (body.items ?? []).filter((o) => this.#ours(o));
+          const listed = await this.#api.listMetadataVersioned(selector);
+          const items = listed.items.filter((o) => this.#ours(o));
           index = new HeldIndex(items.map((o) => ipOfName(o.metadata.name)).filter((ip) => ip !== undefined));
           this.#owners = new Map();
           this.#ownerOf = new Map();
           for (const o of items) this.#noteOwner(o, false);
-          version = body.metadata?.resourceVersion ?? "";
+          version = listed.resourceVersion;
           this.#index = index;
         }
         const current = index;

@@ -159,9 +159,8 @@ class KubeNetworkStore implements NetworkStore {
    */
   async heldBetween(family: 4 | 6, from: bigint, to: bigint, limit: number): Promise<HeldWindow> {
     const first = from >> BLOCK_BITS;
-    const last = (to >> BLOCK_BITS) < first + BigInt(Math.max(1, Math.ceil(limit / Number(BLOCK_SIZE)))) - 1n
-      ? to >> BLOCK_BITS
-      : first + BigInt(Math.max(1, Math.ceil(limit / Number(BLOCK_SIZE)))) - 1n;
+    const wanted = first + BigInt(Math.max(1, Math.ceil(limit / Number(BLOCK_SIZE)))) - 1n;
+    const last = (to >> BLOCK_BITS) < wanted ? to >> BLOCK_BITS : wanted;
     const held = await this.#heldInBlocks(family, first, last);
     const through = ((last + 1n) << BLOCK_BITS) - 1n < to ? ((last + 1n) << BLOCK_BITS) - 1n : to;
     return { held: held.filter((ip) => ip.value >= from && ip.value <= through), through };
