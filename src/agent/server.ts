@@ -9,6 +9,10 @@ import { parentDir } from "../lib/path.ts";
 import type { Logger } from "../log/logger.ts";
 import { runCni } from "../plugin/run.ts";
 import { type AgentReply, type AgentRequest, decodeRequest } from "./protocol.ts";
+import { type DropReason, Intake } from "./intake.ts";
+import { shallowEnough } from "./json_shape.ts";
+import { LogLimit } from "../log/log_limit.ts";
+import { type PeerCred, peerCred } from "./peer_cred.ts";
 import { WarmResources } from "./warm_resources.ts";
 import { failpoint } from "../lib/failpoint.ts";
 
@@ -22,8 +26,10 @@ export interface AgentOptions {
   readonly onListening?: () => void;
 }
 
-/** A request line longer than this is no plugin's (network configs are kilobytes). */
-const MAX_REQUEST_BYTES = 4 * 1024 * 1024;
+/** The only uid served (peer_cred.ts): CNI runtimes run plugins as root, and nothing else may allocate. */
+const SERVED_UID = 0;
+/** Lines about turned-away connections: one per kind per window, the rest as a count (log_limit.ts). */
+const LOG_WINDOW_MS = 60_000;
 /** How long a stopping agent lets requests in flight finish. */
 const DRAIN_MS = 20_000;
 
@@ -34,7 +40,7 @@ function makeMetrics(resources: WarmResources) {
   const m = {
     registry: r,
     duration: r.histogram("kube_ipam_cni_request_duration_seconds", "CNI requests served by the agent, by verb and outcome", SECONDS_BUCKETS),
-    refused: r.counter("kube_ipam_agent_refused_total", "Requests the agent refused (another build, not the protocol); the plugin ran them itself"),
+    refused: r.counter("kube_ipam_agent_refused_total", "Requests and connections the agent refused, by reason (another build, not the protocol, late, a peer not root, busy, oversize, slow, incomplete); a refused plugin runs the request itself"),
     pods: r.counter("kube_ipam_pod_cache_lookups_total", "Pod reads of ADDs by where they were answered: hit (the node's pod cache) or miss (a GET)"),
     inflight: r.gauge("kube_ipam_agent_requests_in_flight", "Requests the agent is serving now"),
     build: r.gauge("kube_ipam_build_info", "Build information"),
@@ -64,10 +70,8 @@ async function prepareSocket(path: string): Promise<void> {
 }
 
 interface Conn {
-  buffer: string;
-  /** Decodes across reads: a character's bytes may arrive split over two of them. */
-  decoder: TextDecoder;
-  started: boolean;
+  /** Who connected (SO_PEERCRED); undefined when it could not be read, and the connection was refused. */
+  peer: PeerCred | undefined;
 }
 
 export async function runAgent(opts: AgentOptions): Promise<void> {
@@ -117,27 +121,51 @@ export async function runAgent(opts: AgentOptions): Promise<void> {
     }
   }
 
+  // Connections turned away before their request: a peer that is not root (peer_cred.ts), and the bounds of
+  // intake.ts. Each is counted; log lines are limited (log_limit.ts), since anyone who can connect causes them.
+  const limits = new LogLimit(LOG_WINDOW_MS, (kind, count, windowMs) =>
+    log.warn("agent: more connections turned away", { kind, count, seconds: windowMs / 1000 }));
+  function turnAway(s: Socket<Conn>, reason: DropReason | "peer", why: string): void {
+    metrics.refused.add({ reason }, 1);
+    if (limits.take(reason)) log.warn("agent: turned a connection away", { reason, why, ...s.data.peer });
+    // A peer that has ended its side reads nothing more; every other one learns why (the forwarder runs the
+    // request itself either way).
+    if (reason !== "incomplete") reply(s, { refused: why });
+    s.end();
+  }
+  const intake = new Intake<Socket<Conn>>(turnAway);
+
   await prepareSocket(opts.socket);
   const umask = process.umask(0o177);
   let listener;
   try {
     listener = Bun.listen<Conn>({
       unix: opts.socket,
+      // A peer that shuts its side after its line still gets the answer; before its line, intake closes it.
+      allowHalfOpen: true,
       socket: {
         open(s) {
-          s.data = { buffer: "", decoder: new TextDecoder(), started: false };
+          const peer = peerCred((s as Socket<Conn> & { readonly fd?: number }).fd);
+          s.data = { peer: typeof peer === "string" ? undefined : peer };
+          if (typeof peer === "string") {
+            // Fail closed: a peer the agent cannot identify is not known to be root.
+            metrics.refused.add({ reason: "peer" }, 1);
+            if (limits.take("peer-unknown")) log.error("agent: cannot tell who connected; refused the connection", { error: peer });
+            reply(s, { refused: `the agent cannot tell who connected: ${peer}` });
+            s.end();
+          } else if (peer.uid !== SERVED_UID) {
+            turnAway(s, "peer", `the agent serves only uid ${SERVED_UID}, not uid ${peer.uid}`);
+          } else {
+            intake.opened(s);
+          }
         },
         data(s, chunk) {
-          if (s.data.started) return;
-          s.data.buffer += s.data.decoder.decode(chunk, { stream: true });
-          const nl = s.data.buffer.indexOf("\n");
-          if (nl < 0) {
-            if (s.data.buffer.length > MAX_REQUEST_BYTES) s.end();
-            return;
-          }
-          s.data.started = true;
-          const req = decodeRequest(s.data.buffer.slice(0, nl));
-          s.data.buffer = "";
+          const line = intake.read(s, chunk);
+          if (line === undefined) return;
+          // Nothing after the line is the protocol's: read no more, so that no client can stream into the
+          // agent once past the intake's bounds (its writes now fail; the answer still goes out).
+          s.shutdown(true);
+          const req = shallowEnough(line) ? decodeRequest(line) : undefined;
           if (!req || req.build !== BUILD) {
             const why = req ? `agent build "${BUILD}" serves only plugins of that build, not "${req.build}"` : "not the protocol";
             metrics.refused.add({ reason: req ? "build" : "protocol" }, 1);
@@ -148,7 +176,9 @@ export async function runAgent(opts: AgentOptions): Promise<void> {
           if (Date.now() > req.acceptBy) {
             // The plugin gave up on us and ran the request itself (see protocol.ts).
             metrics.refused.add({ reason: "late" }, 1);
-            log.warn("agent: dropped a request read after the plugin stopped waiting", { command: req.env.CNI_COMMAND, containerID: req.env.CNI_CONTAINERID });
+            if (limits.take("late")) {
+              log.warn("agent: dropped a request read after the plugin stopped waiting", { command: req.env.CNI_COMMAND, containerID: req.env.CNI_CONTAINERID });
+            }
             s.end();
             return;
           }
@@ -156,8 +186,14 @@ export async function runAgent(opts: AgentOptions): Promise<void> {
           failpoint("agent.accepted");
           void serve(s, req);
         },
+        end(s) {
+          intake.ended(s);
+        },
+        close(s) {
+          intake.closed(s);
+        },
         error(_s, err) {
-          log.warn("agent: connection error", { error: err.message });
+          if (limits.take("error")) log.warn("agent: connection error", { error: err.message });
         },
       },
     });
@@ -184,6 +220,7 @@ export async function runAgent(opts: AgentOptions): Promise<void> {
     signal.addEventListener("abort", () => resolve(), { once: true });
   });
   listener.stop(); // no new connections; the ones in flight get their answers
+  limits.flush(); // the counts of turned-away connections not yet logged
   try {
     unlinkSync(opts.socket);
   } catch {
