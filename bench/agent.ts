@@ -25,9 +25,11 @@ export type AgentStart = { agent: Agent } | { skipped: string };
 
 /**
  * Starts `binary agent` with its socket in `dir`; waits (bounded) until the socket file exists. When the
- * binary has no agent yet, or it dies or is slow to start, says why instead of failing the run.
+ * binary has no agent yet, or it dies or is slow to start, says why instead of failing the run. `kubeconfig`
+ * is the agent's own identity (`--kubeconfig`), for its pod cache; without it the agent reads each ADD's pod
+ * as the plugin would.
  */
-export async function startAgent(binary: string, dir: string): Promise<AgentStart> {
+export async function startAgent(binary: string, dir: string, kubeconfig?: string): Promise<AgentStart> {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const socket = join(dir, "agent.sock");
   const log = join(dir, "agent.log");
@@ -35,7 +37,9 @@ export async function startAgent(binary: string, dir: string): Promise<AgentStar
   const fd = openSync(log, "a");
   let proc: Subprocess;
   try {
-    proc = Bun.spawn([binary, "agent", "--socket", socket, "--metrics-addr", metrics], { stdin: "ignore", stdout: fd, stderr: fd });
+    const identity = kubeconfig ? ["--kubeconfig", kubeconfig] : [];
+    proc = Bun.spawn([binary, "agent", "--socket", socket, "--metrics-addr", metrics, "--auth", "none", ...identity],
+      { stdin: "ignore", stdout: fd, stderr: fd });
   } finally {
     closeSync(fd);
   }

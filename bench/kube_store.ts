@@ -250,7 +250,9 @@ async function main() {
     const wToken = await whereaboutsServiceAccountToken(call);
     const kubeconfig = api.writeKubeconfig(join(work, "kube-ipam"), "token");
     const wKubeconfig = api.writeKubeconfig(join(work, "whereabouts"), "token", { token: wToken });
-    const started = await startAgent(BINARY, join(work, "agent"));
+    // Each as its own identity: the plugin (the network config's kubeconfig, which the agent's store uses too)
+    // and the agent (its pod cache).
+    const started = await startAgent(BINARY, join(work, "agent"), api.writeKubeconfig(join(work, "kube-ipam-agent"), "token", { identity: "agent" }));
     if ("skipped" in started) throw new Error(started.skipped);
     agent = started.agent;
     const variants: Variant[] = [

@@ -5,6 +5,8 @@ import { chmodSync, existsSync, lstatSync, mkdirSync, unlinkSync } from "node:fs
 import type { Socket } from "bun";
 import { BUILD } from "../build_info.ts";
 import { Registry } from "../controller/metrics.ts";
+import { type EndpointSecurity, serveEndpoint } from "../http/endpoint.ts";
+import type { KubeClient } from "../k8s/client.ts";
 import { parentDir } from "../lib/path.ts";
 import type { Logger } from "../log/logger.ts";
 import { runCni } from "../plugin/run.ts";
@@ -18,8 +20,10 @@ import { failpoint } from "../lib/failpoint.ts";
 
 export interface AgentOptions {
   readonly socket: string;
-  /** Where /metrics and /healthz are served; none when undefined. */
-  readonly metrics?: { readonly hostname: string; readonly port: number };
+  /** Where /metrics and /healthz are served, and to whom (src/http/endpoint.ts); none when undefined. */
+  readonly metrics?: { readonly hostname: string; readonly port: number; readonly security: EndpointSecurity };
+  /** The agent's own Kubernetes identity, for the node's pod cache; without it pods are read as the plugin reads them. */
+  readonly podClient?: KubeClient;
   readonly log: Logger;
   readonly signal: AbortSignal;
   /** Called once the socket accepts requests (tests, readiness). */
@@ -76,7 +80,7 @@ interface Conn {
 
 export async function runAgent(opts: AgentOptions): Promise<void> {
   const { log, signal } = opts;
-  const resources = new WarmResources(log);
+  const resources = new WarmResources(log, opts.podClient);
   const metrics = makeMetrics(resources);
   let inflight = 0;
   let drained: (() => void) | undefined;
@@ -202,17 +206,21 @@ export async function runAgent(opts: AgentOptions): Promise<void> {
   }
   chmodSync(opts.socket, 0o600);
 
-  const http = opts.metrics && Bun.serve({
-    hostname: opts.metrics.hostname,
-    port: opts.metrics.port,
-    fetch(req) {
+  const http = opts.metrics && serveEndpoint({
+    ...opts.metrics,
+    log,
+    dashboard: false,
+    handle(req) {
       const path = new URL(req.url).pathname;
-      if (path === "/healthz") return new Response("ok\n");
       if (path === "/metrics") return new Response(metrics.render(inflight), { headers: { "content-type": "text/plain; version=0.0.4" } });
       return new Response("not found\n", { status: 404 });
     },
   });
-  log.info("agent started", { socket: opts.socket, build: BUILD, metrics: http ? `${http.hostname}:${http.port}` : undefined });
+  log.info("agent started", {
+    socket: opts.socket, build: BUILD, metrics: http ? `${http.url}` : undefined,
+    ...(http ? { auth: opts.metrics!.security.authorizer ? "kubernetes" : "none" } : {}),
+    pods: opts.podClient ? `cached, as the agent (${opts.podClient.server})` : "read with each network config's kubeconfig",
+  });
   opts.onListening?.();
 
   await new Promise<void>((resolve) => {

@@ -1,7 +1,7 @@
 // The agent's Resources: what a plugin opens for one request, kept open across requests. Stores by
 // their config (etcd connections stay alive, TLS sessions are reused), Kubernetes clients by kubeconfig,
-// and per (kubeconfig, node) a cache of the node's pods, so that an ADD reads its pod's annotations
-// from memory. A config that changes gets new ones at the next request: entries are keyed by the config
+// and, when the agent has its own identity, per node a cache of the node's pods read with it, so that an ADD
+// reads its pod's annotations from memory. A config that changes gets new ones at the next request: entries are keyed by the config
 // and by the modification times of the files it names (rotated certificates, a rewritten kubeconfig).
 import { statSync } from "node:fs";
 import type { StoreConfig } from "../config/store_config.ts";
@@ -40,13 +40,18 @@ export interface PodLookups {
 export class WarmResources implements Resources {
   readonly #stores = new Map<string, Entry<Store>>();
   readonly #clients = new Map<string, Entry<KubeClient>>();
-  readonly #pods = new Map<string, { client: KubeClient; cache: PodCache }>();
+  /** By node name. */
+  readonly #pods = new Map<string, PodCache>();
   readonly #log: Logger;
   /** Pod reads served from the cache (hits) and from the API (misses). */
   readonly podLookups: PodLookups = { hits: 0, misses: 0 };
 
-  constructor(log: Logger) {
+  /** The agent's own identity: when set, every pod read goes through it and its cache. */
+  readonly #podClient: KubeClient | undefined;
+
+  constructor(log: Logger, podClient?: KubeClient) {
     this.#log = log;
+    this.#podClient = podClient;
   }
 
   async store(config: StoreConfig): Promise<StoreLease> {
@@ -59,14 +64,17 @@ export class WarmResources implements Resources {
   }
 
   async kube(path: string): Promise<KubeView> {
-    const client = await this.#cached(this.#clients, path, stamp([path]), () => kubeClient(path), () => Promise.resolve());
+    // With its own identity the agent reads pods as itself, whichever kubeconfig the network config names, and
+    // keeps the node's pods in a cache. Without one it reads each pod as the plugin would: the plugin's
+    // identity may GET a pod but not list or watch a node's.
+    const own = this.#podClient;
+    const client = own ?? await this.#cached(this.#clients, path, stamp([path]), () => kubeClient(path), () => Promise.resolve());
     return {
       pod: async (ref, node) => {
         // Only a pod the runtime names by UID (K8S_POD_UID) is taken from the cache: by name alone, a
         // watch that lags could answer with the pod this one replaces (a StatefulSet pod re-created under
         // its name), and the allocation would record the wrong pod.
-        const cache = this.#podCache(path, client, node);
-        const cached = ref.uid ? cache.lookup(ref.namespace!, ref.name!, ref.uid) : undefined;
+        const cached = own && ref.uid ? this.#podCache(own, node).lookup(ref.namespace!, ref.name!, ref.uid) : undefined;
         if (cached) {
           this.podLookups.hits++;
           return cached;
@@ -78,17 +86,15 @@ export class WarmResources implements Resources {
     };
   }
 
-  /** The pod cache of `node` through this kubeconfig, started on first use; a new client replaces it. */
-  #podCache(path: string, client: KubeClient, node: string): PodCache {
-    const key = `${path}\u0000${node}`;
-    const have = this.#pods.get(key);
-    if (have?.client === client) return have.cache;
-    void have?.cache.stop();
+  /** The pod cache of `node`, read with the agent's own identity, started on first use. */
+  #podCache(client: KubeClient, node: string): PodCache {
+    const have = this.#pods.get(node);
+    if (have) return have;
     const cache = new PodCache(client, node, {
       onError: (e) => this.#log.warn("pod cache: reconnecting", { node, server: client.server, error: String((e as Error)?.message ?? e) }),
     });
     cache.start();
-    this.#pods.set(key, { client, cache });
+    this.#pods.set(node, cache);
     return cache;
   }
 
@@ -108,7 +114,7 @@ export class WarmResources implements Resources {
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.#pods.values()].map((p) => p.cache.stop()));
+    await Promise.all([...this.#pods.values()].map((cache) => cache.stop()));
     const stores = [...this.#stores.values()].map((e) => e.value.then((s) => s.close(), () => undefined));
     this.#pods.clear();
     this.#stores.clear();

@@ -1,6 +1,8 @@
 // `kube-ipam gc --conf FILE [--dry-run] [--grace DURATION] [--max-release 50%|N] [--kubeconfig FILE] [-o json]`:
 // release the addresses whose pod is gone from the Kubernetes API, in every network of the store.
-import { collectGarbage, type GcReport, type Leak } from "../ipam/collect_garbage.ts";
+import { type ClusterLister, collectGarbage, type GcReport, type Leak } from "../ipam/collect_garbage.ts";
+import type { KubeClient } from "../k8s/client.ts";
+import { KubeUnavailableError } from "../k8s/errors.ts";
 import {
   DEFAULT_RELEASE_LIMIT, describeRefusals, formatReleaseLimit, type ReleaseLimit,
 } from "../ipam/release_guard.ts";
@@ -52,6 +54,26 @@ export function refusalMessage(report: GcReport, limit: ReleaseLimit, dryRun: bo
     "check them; if the pods are really gone, run again with --max-release 100% (or a number of addresses)";
 }
 
+/**
+ * The cluster's pods and StatefulSets from `kube`. Without --kubeconfig, run by hand on a node, gc finds the
+ * node's kubeconfig, which is the CNI plugin's: it may get a pod, not list them all; a refusal (403) then
+ * says what to do. (With --kubeconfig the API's message, which names the user, says enough.)
+ */
+function clusterLister(kube: KubeClient, kubeconfigFlag: string | undefined): ClusterLister {
+  const hint = (e: unknown): never => {
+    if (kubeconfigFlag === undefined && e instanceof KubeUnavailableError && e.status === 403) {
+      throw new KubeUnavailableError(e.server, `${e.message}. gc reads every pod and StatefulSet of the cluster: pass --kubeconfig FILE ` +
+        "with an identity that may list them (the controller's, or an operator's); a node's kubeconfig is the CNI plugin's, which may not",
+      403, { cause: e });
+    }
+    throw e;
+  };
+  return {
+    listPods: () => kube.listPods().catch(hint),
+    listStatefulSets: () => kube.listStatefulSets().catch(hint),
+  };
+}
+
 export async function gcCommand(flags: ParsedFlags): Promise<string> {
   const format = outputFormat(flags);
   const dryRun = flags.switches.has("dry-run");
@@ -61,7 +83,7 @@ export async function gcCommand(flags: ParsedFlags): Promise<string> {
   const kube = await clusterClient(config, flags.values.get("kubeconfig"));
   const store = await openStore(config.store);
   try {
-    const report = await collectGarbage(store, kube, { graceMs, dryRun, maxRelease });
+    const report = await collectGarbage(store, clusterLister(kube, flags.values.get("kubeconfig")), { graceMs, dryRun, maxRelease });
     const out = format === "json"
       ? `${JSON.stringify({
         dryRun,

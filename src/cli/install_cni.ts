@@ -1,5 +1,5 @@
 // `kube-ipam install-cni --bin-dir DIR --conf-dir DIR --conf FILE [--name FILENAME] [--sleep | --agent
-// [--socket PATH] [--metrics-addr HOST:PORT]]`: the
+// [the agent's flags: --socket PATH --metrics-addr HOST:PORT --kubeconfig FILE --auth ... --tls-...]]`: the
 // install-cni step of the DaemonSet (deploy/kube-ipam-daemonset.yaml), as Calico and whereabouts do it.
 //
 // 1. Reads the network config FILE (the ConfigMap), injects KUBE_IPAM_NODE_NAME as `ipam.nodeName` (the
@@ -26,11 +26,11 @@ import { loadIpamConfig } from "../config/ipam_config.ts";
 import { decodeNetworkConfig, selectKubeIpamConfig } from "../config/network_file.ts";
 import { VERSION } from "../version.ts";
 import { CORE_EXECUTABLE, FORWARDER_EXECUTABLE } from "../forwarder/layout.ts";
-import { agentCommand } from "./agent.ts";
+import { AGENT_VALUED, agentCommand } from "./agent.ts";
 import { type ParsedFlags, UsageError } from "./flags.ts";
 import { isRecord } from "../lib/is_record.ts";
 
-export const INSTALL_CNI_VALUED = ["bin-dir", "conf-dir", "conf", "name", "socket", "metrics-addr"] as const;
+export const INSTALL_CNI_VALUED = ["bin-dir", "conf-dir", "conf", "name", ...AGENT_VALUED] as const;
 export const INSTALL_CNI_SWITCHES = ["sleep", "agent"] as const;
 
 type Obj = Record<string, unknown>;
@@ -86,7 +86,7 @@ export async function installCniCommand(flags: ParsedFlags, io: InstallCniIO = d
 
   const agent = flags.switches.has("agent");
   if (agent && flags.switches.has("sleep")) throw new UsageError("install-cni takes --sleep or --agent, not both");
-  for (const f of ["socket", "metrics-addr"]) {
+  for (const f of AGENT_VALUED) {
     if (!agent && flags.values.has(f)) throw new UsageError(`--${f} is a flag of the agent: add --agent`);
   }
   const self = io.execPath;

@@ -10,6 +10,7 @@ import { poolUsage } from "../ipam/usage.ts";
 import type { IpamConfig } from "../config/ipam_config.ts";
 import type { Logger } from "../log/logger.ts";
 import type { Leadership, Store } from "../store/store.ts";
+import { type EndpointSecurity, serveEndpoint } from "../http/endpoint.ts";
 import { sleep } from "../lib/sleep.ts";
 import { VERSION } from "../version.ts";
 import { Registry } from "./metrics.ts";
@@ -32,6 +33,8 @@ export interface ControllerOptions {
   readonly leaseTtlSeconds?: number;
   /** Serve the read-only dashboard (src/ui/) at / beside /metrics. */
   readonly ui?: boolean;
+  /** Who may read /metrics and the dashboard, over HTTP or HTTPS (src/http/endpoint.ts). */
+  readonly security: EndpointSecurity;
 }
 
 class LostLeadership extends Error {
@@ -91,12 +94,14 @@ export async function runController(opts: ControllerOptions): Promise<void> {
   }) ?? SOLE_LEADER;
   const dashboard = opts.ui ? await openDashboard(opts, leadership) : undefined;
 
-  const server = Bun.serve({
+  const server = serveEndpoint({
     hostname: opts.hostname,
     port: opts.port,
-    fetch: async (req, srv) => {
+    security: opts.security,
+    log,
+    dashboard: dashboard !== undefined,
+    handle: async (req, srv) => {
       const path = new URL(req.url).pathname;
-      if (path === "/healthz") return new Response("ok\n");
       if (path !== "/metrics") return (await dashboard?.handle(req, srv)) ?? new Response("not found\n", { status: 404 });
       m.leader.set({}, leadership.isLeader ? 1 : 0);
       if (opts.store.retries !== undefined) m.retries.set({}, opts.store.retries);
@@ -109,7 +114,8 @@ export async function runController(opts: ControllerOptions): Promise<void> {
     },
   });
   log.info("controller started", {
-    identity: opts.identity, metrics: `${server.hostname}:${server.port}`, dashboard: dashboard ? "/" : "off", version: VERSION,
+    identity: opts.identity, metrics: `${server.url}`, dashboard: dashboard ? "/" : "off", version: VERSION,
+    auth: opts.security.authorizer ? "kubernetes" : "none",
   });
 
   const background = [leadership.run(signal)];

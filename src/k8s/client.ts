@@ -1,4 +1,7 @@
 // Reads pods and StatefulSets from the Kubernetes API: plain HTTPS GETs with Bun's fetch, and pod watches.
+// Those reads are what kube-ipam's identities may do (deploy/rbac.yaml): GET a pod (the plugin), list pods
+// and StatefulSets (gc), list and watch a node's pods (the agent). The plugin takes a pod's StatefulSet from
+// its owner references: nothing GETs a StatefulSet.
 // Every failure becomes a KubeUnavailableError in one place (`unavailable` below); the only answer that is
 // not an error is a real NotFound for the object asked for.
 import { readFileSync } from "node:fs";
@@ -85,11 +88,6 @@ export class KubeClient {
   getPod(namespace: string, name: string): Promise<Pod | undefined> {
     return this.#get(`/api/v1/namespaces/${enc(namespace)}/pods/${enc(name)}`, "pods", name,
       `get pod "${namespace}/${name}"`);
-  }
-
-  getStatefulSet(namespace: string, name: string): Promise<StatefulSet | undefined> {
-    return this.#get(`/apis/apps/v1/namespaces/${enc(namespace)}/statefulsets/${enc(name)}`, "statefulsets", name,
-      `get StatefulSet "${namespace}/${name}"`);
   }
 
   /** Every pod in every namespace, all pages; throws rather than return part of the list. */

@@ -32,7 +32,8 @@ export interface InClusterOptions {
   readonly caFile?: string;
 }
 
-const SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
+/** Where a pod's service account token and CA are mounted. */
+export const SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
 type Dict = Readonly<Record<string, unknown>>;
 
 /**

@@ -6,6 +6,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { readFileSync, statSync } from "node:fs";
 import { resolve } from "node:path";
+import { freePorts } from "../support/etcd.ts";
 import { eventually } from "../support/eventually.ts";
 import { CLUSTER_SCRIPT, type PodRow, run, useRealCluster } from "../support/cluster.ts";
 
@@ -242,6 +243,59 @@ describe("the controller", () => {
     await eventually(`${next.name} leads`, async () => (await k8s.kubectlOk(["-n", "kube-system", "logs", next.name])).includes("became leader") &&
       (await k8s.metric(CONTROLLER_METRICS, "kube_ipam_leader")) === 1, (v) => v, { withinMs: 120_000, everyMs: 500 });
   }, 300_000);
+});
+
+describe("the endpoints on the node", () => {
+  test("the agent's and the controller's /metrics: 401 without a token, 403 for an app's, 200 for a metrics reader's; /healthz open", async () => {
+    const scraper = await k8s.tokenFor("kube-ipam-test-scraper", "kube-ipam-metrics-reader");
+    const app = await k8s.tokenFor("kube-ipam-test-app", undefined);
+    for (const port of [AGENT_METRICS, CONTROLLER_METRICS]) {
+      expect(await k8s.endpoint(port, "/healthz")).toEqual({ status: 200, body: "ok\n" });
+      expect(await k8s.endpoint(port, "/metrics")).toEqual({ status: 401, body: "Unauthorized: no bearer token\n" });
+      const refused = await k8s.endpoint(port, "/metrics", app);
+      expect(refused.status).toBe(403);
+      expect(refused.body).toContain('user "system:serviceaccount:kube-system:kube-ipam-test-app" may not get /metrics');
+      const scrape = await k8s.endpoint(port, "/metrics", scraper);
+      expect(scrape.status).toBe(200);
+      expect(scrape.body).toContain("kube_ipam_build_info");
+    }
+  }, 60_000);
+
+  test("the dashboard through kubectl port-forward, logged in with a viewer's token as docs/dashboard.md says", async () => {
+    const viewer = await k8s.tokenFor("kube-ipam-test-viewer", "kube-ipam-dashboard-viewer");
+    const [local] = freePorts(1);
+    const forward = Bun.spawn([`${k8s.binDir}/kubectl`, "--kubeconfig", k8s.kubeconfig, "-n", "kube-system", "port-forward",
+      "deploy/kube-ipam-controller", `${local}:${CONTROLLER_METRICS}`], { stdout: "pipe", stderr: "pipe" });
+    try {
+      const reader = forward.stdout.getReader();
+      let said = "";
+      while (!said.includes("Forwarding from")) {
+        const { value, done } = await reader.read();
+        if (done) throw new Error(`kubectl port-forward ended: ${said}${await new Response(forward.stderr).text()}`);
+        said += new TextDecoder().decode(value);
+      }
+      const base = `https://127.0.0.1:${local}`;
+      const tls = { rejectUnauthorized: false };
+      const page = await fetch(`${base}/`, { headers: { accept: "text/html" }, tls } as RequestInit);
+      expect(page.status).toBe(401);
+      expect(await page.text()).toContain('action="/login"');
+      const login = await fetch(`${base}/login`, {
+        method: "POST", body: `token=${encodeURIComponent(viewer)}`, redirect: "manual", tls,
+        headers: { "content-type": "application/x-www-form-urlencoded" },
+      } as RequestInit);
+      expect(login.status).toBe(303);
+      const cookie = login.headers.get("set-cookie")!.split(";")[0]!;
+      const dashboard = await fetch(`${base}/`, { headers: { accept: "text/html", cookie }, tls } as RequestInit);
+      expect(dashboard.status).toBe(200);
+      expect(await dashboard.text()).toContain("app.js");
+      const networks = await fetch(`${base}/api/networks`, { headers: { cookie }, tls } as RequestInit);
+      expect(networks.status).toBe(200);
+      expect(JSON.stringify(await networks.json())).toContain("k8snetwork");
+    } finally {
+      forward.kill();
+      await forward.exited;
+    }
+  }, 60_000);
 });
 
 describe("the files the DaemonSet writes on the host", () => {

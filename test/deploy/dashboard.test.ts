@@ -97,12 +97,14 @@ describe("the metrics the binary exports", () => {
   beforeAll(async () => {
     dir = tempDir("kube-ipam-dashboard-");
     [etcd, api] = await Promise.all([startEtcd(), startKubeApiServer()]);
+    // Each component as its own identity: the plugin (the network config's), the agent, the controller.
     const kubeconfig = api.writeKubeconfig(join(dir.path, "kube"), "token");
-    agent = await startAgent(dir.path);
+    agent = await startAgent(dir.path, { kubeconfig: api.writeKubeconfig(join(dir.path, "kube-agent"), "token", { identity: "agent" }) });
     const conf = etcdNetConf(etcd.endpoint, dir.path, { subnet: "10.71.0.0/24", kubeConfig: kubeconfig, agentSocket: agent.socket });
     const path = join(dir.path, "net.conf");
     writeFileSync(path, JSON.stringify(conf));
-    controller = startController("dashboard-0", path, ["--kubeconfig", kubeconfig, "--gc-interval", "300ms", "--grace", "0s", "--lease-ttl", "2s"]);
+    const controllerKubeconfig = api.writeKubeconfig(join(dir.path, "kube-controller"), "token", { identity: "controller" });
+    controller = startController("dashboard-0", path, ["--kubeconfig", controllerKubeconfig, "--gc-interval", "300ms", "--grace", "0s", "--lease-ttl", "2s"]);
     await eventually("the controller leading", async () => ((await controller.metric("kube_ipam_leader")) === 1 ? true : undefined));
 
     // Through the agent: an ADD for a pod that stays, one for a pod that then goes without DEL (a leak), a DEL.

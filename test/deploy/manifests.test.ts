@@ -189,6 +189,12 @@ describe("the binary accepts what the manifests run", () => {
     const [port] = freePorts(1);
     // The host's paths under the temporary directory, the agent's metrics on a free port.
     const args = installCni.args.map((a: string) => (a.startsWith("/") ? map(a) : a === flags.get("--metrics-addr") ? `127.0.0.1:${port}` : a));
+    // In the pod the agent's identity is the service account token kubelet mounts; here a kubeconfig stands
+    // in for it (nothing is asked of the API unless a request brings a token).
+    const identity = map("agent.kubeconfig");
+    writeFileSync(identity, "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: \"https://127.0.0.1:1\"}}]\n" +
+      "users: [{name: u, user: {token: t}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n");
+    args.push("--kubeconfig", identity);
 
     const proc = Bun.spawn([BINARY, ...args], {
       env: { PATH: process.env.PATH ?? "/usr/bin:/bin", KUBE_IPAM_NODE_NAME: "node-7" },
@@ -205,7 +211,10 @@ describe("the binary accepts what the manifests run", () => {
     expect(log).toContain('"agent started"');
     const socket = map(flags.get("--socket")!);
     expect(statSync(socket).mode & 0o777).toBe(0o600);
-    expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
+    // As written: HTTPS, /healthz for the probe, /metrics only with a token.
+    const tls = { rejectUnauthorized: false };
+    expect((await fetch(`https://127.0.0.1:${port}/healthz`, { tls } as RequestInit)).status).toBe(200);
+    expect((await fetch(`https://127.0.0.1:${port}/metrics`, { tls } as RequestInit)).status).toBe(401);
     proc.kill("SIGTERM");
     expect(await proc.exited).toBe(0);
     expect(await new Response(proc.stdout).text()).toContain("Running the node agent");
@@ -236,13 +245,15 @@ describe("DaemonSet", () => {
     const { volume: v, mount } = mountHolding(pod, installCni, flags.get("--socket")!);
     expect(v.hostPath.path).toBe(mount.mountPath);
     const port = Number(flags.get("--metrics-addr")!.split(":").pop());
-    expect(installCni.readinessProbe.httpGet).toEqual({ path: "/healthz", port });
+    expect(installCni.readinessProbe.httpGet).toEqual({ path: "/healthz", port, scheme: "HTTPS" });
     expect(installCni.ports).toContainEqual({ name: "agent-metrics", containerPort: port });
   });
 
   test("Prometheus annotations point at the agent's --metrics-addr port", () => {
     const port = flagValues(installCni.args.slice(1)).get("--metrics-addr")!.split(":").pop();
-    expect(daemonSet.spec.template.metadata.annotations).toEqual({ "prometheus.io/scrape": "true", "prometheus.io/port": port, "prometheus.io/path": "/metrics" });
+    expect(daemonSet.spec.template.metadata.annotations).toEqual({
+      "prometheus.io/scrape": "true", "prometheus.io/scheme": "https", "prometheus.io/port": port, "prometheus.io/path": "/metrics",
+    });
   });
 
   test("the agent sees every host file the network config names at the host's own path", () => {
@@ -282,13 +293,18 @@ describe("DaemonSet", () => {
     expect(networkConfig.ipam.kubeConfig).toBe(`${hostPath}/kube-ipam.kubeconfig`);
   });
 
-  test("the plugin's token Secret is the ServiceAccount's and is mounted where the init container reads it", () => {
+  test("the plugin's token Secret is kube-ipam-plugin's and is mounted where the init container reads it", () => {
     const secret = find("rbac.yaml", "Secret", "kube-ipam-plugin-token");
-    const sa = find("rbac.yaml", "ServiceAccount");
+    const sa = find("rbac.yaml", "ServiceAccount", "kube-ipam-plugin");
     expect(secret.type).toBe("kubernetes.io/service-account-token");
     expect(secret.metadata.annotations["kubernetes.io/service-account.name"]).toBe(sa.metadata.name);
     const tokenDir = env(hostFiles, "TOKEN_DIR").value;
     expect(secretFiles(pod, hostFiles, secret.metadata.name)).toEqual([`${tokenDir}/ca.crt`, `${tokenDir}/token`]);
+  });
+
+  test("the pod runs as kube-ipam-agent, whose token is mounted (the agent's own identity), not as the plugin", () => {
+    expect(pod.serviceAccountName).toBe(find("rbac.yaml", "ServiceAccount", "kube-ipam-agent").metadata.name);
+    expect(pod.automountServiceAccountToken).toBe(true);
   });
 });
 
@@ -370,9 +386,9 @@ describe("controller Deployment", () => {
   const flags = flagValues(controller.args.slice(1));
   const port = Number(flags.get("--metrics-addr")!.split(":").pop());
 
-  test("two replicas, run as the ServiceAccount of rbac.yaml", () => {
+  test("two replicas, run as kube-ipam-controller of rbac.yaml", () => {
     expect(deployment.spec.replicas).toBe(2);
-    expect(pod.serviceAccountName).toBe(find("rbac.yaml", "ServiceAccount").metadata.name);
+    expect(pod.serviceAccountName).toBe(find("rbac.yaml", "ServiceAccount", "kube-ipam-controller").metadata.name);
     expect(pod.automountServiceAccountToken ?? true).toBe(true);
   });
 
@@ -381,10 +397,11 @@ describe("controller Deployment", () => {
     expect(named.containerPort).toBe(port);
     for (const probe of [controller.livenessProbe, controller.readinessProbe]) {
       expect(probe.httpGet.path).toBe("/healthz");
+      expect(probe.httpGet.scheme).toBe("HTTPS");
       expect(probe.httpGet.port === "metrics" || probe.httpGet.port === port).toBe(true);
     }
     const a = deployment.spec.template.metadata.annotations;
-    expect(a).toMatchObject({ "prometheus.io/scrape": "true", "prometheus.io/port": String(port), "prometheus.io/path": "/metrics" });
+    expect(a).toMatchObject({ "prometheus.io/scrape": "true", "prometheus.io/scheme": "https", "prometheus.io/port": String(port), "prometheus.io/path": "/metrics" });
   });
 
   test("--conf is the ConfigMap's network config", () => {
@@ -424,26 +441,66 @@ describe("ConfigMap", () => {
 });
 
 describe("RBAC", () => {
-  test("the ClusterRole grants exactly get/list/watch pods and get/list statefulsets", () => {
-    const role = find("rbac.yaml", "ClusterRole");
-    const rules = role.rules.map((r: Any) => ({
-      apiGroups: [...r.apiGroups].sort(),
-      resources: [...r.resources].sort(),
-      verbs: [...r.verbs].sort(),
-      extra: Object.keys(r).filter((k) => !["apiGroups", "resources", "verbs"].includes(k)),
-    }));
-    expect(rules).toHaveLength(2);
-    expect(rules).toContainEqual({ apiGroups: [""], resources: ["pods"], verbs: ["get", "list", "watch"], extra: [] });
-    expect(rules).toContainEqual({ apiGroups: ["apps"], resources: ["statefulsets"], verbs: ["get", "list"], extra: [] });
+  /** A role's rules, each with its lists sorted and the names of any other fields. */
+  const rules = (role: Any) => role.rules.map((r: Any) => ({
+    ...(r.apiGroups ? { apiGroups: [...r.apiGroups].sort(), resources: [...r.resources].sort() } : { nonResourceURLs: [...r.nonResourceURLs].sort() }),
+    verbs: [...r.verbs].sort(),
+    extra: Object.keys(r).filter((k) => !["apiGroups", "resources", "nonResourceURLs", "verbs"].includes(k)),
+  }));
+  const reviews = [
+    { apiGroups: ["authentication.k8s.io"], resources: ["tokenreviews"], verbs: ["create"], extra: [] },
+    { apiGroups: ["authorization.k8s.io"], resources: ["subjectaccessreviews"], verbs: ["create"], extra: [] },
+  ];
+
+  // The real API server's view of the same, whole: test/k8s/rbac.test.ts.
+  test.each([
+    ["kube-ipam-plugin", [{ apiGroups: [""], resources: ["pods"], verbs: ["get"], extra: [] }]],
+    ["kube-ipam-agent", [{ apiGroups: [""], resources: ["pods"], verbs: ["get", "list", "watch"], extra: [] }, ...reviews]],
+    ["kube-ipam-controller", [
+      { apiGroups: [""], resources: ["pods"], verbs: ["list"], extra: [] },
+      { apiGroups: ["apps"], resources: ["statefulsets"], verbs: ["list"], extra: [] },
+      ...reviews,
+    ]],
+  ] as const)("%s: a ServiceAccount in kube-system, its ClusterRole of exactly these rules, bound to it alone", (name, want) => {
+    const sa = find("rbac.yaml", "ServiceAccount", name);
+    expect(sa.metadata.namespace).toBe(NAMESPACE);
+    const role = find("rbac.yaml", "ClusterRole", name);
+    expect(rules(role)).toEqual(want);
     expect(role.aggregationRule).toBeUndefined();
+    const binding = find("rbac.yaml", "ClusterRoleBinding", name);
+    expect(binding.roleRef).toEqual({ apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name });
+    expect(binding.subjects).toEqual([{ kind: "ServiceAccount", name, namespace: NAMESPACE }]);
   });
 
-  test("the binding gives that role to the ServiceAccount and nothing else", () => {
-    const binding = find("rbac.yaml", "ClusterRoleBinding");
-    const sa = find("rbac.yaml", "ServiceAccount");
-    expect(binding.roleRef).toEqual({ apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: find("rbac.yaml", "ClusterRole").metadata.name });
-    expect(binding.subjects).toEqual([{ kind: "ServiceAccount", name: sa.metadata.name, namespace: sa.metadata.namespace }]);
-    expect(docs["rbac.yaml"]!.map((d) => d.kind).sort()).toEqual(["ClusterRole", "ClusterRoleBinding", "Secret", "ServiceAccount"]);
+  test("the ClusterRoles for people and Prometheus: get of one non-resource URL each, bound to nobody", () => {
+    expect(rules(find("rbac.yaml", "ClusterRole", "kube-ipam-metrics-reader"))).toEqual([{ nonResourceURLs: ["/metrics"], verbs: ["get"], extra: [] }]);
+    expect(rules(find("rbac.yaml", "ClusterRole", "kube-ipam-dashboard-viewer")))
+      .toEqual([{ nonResourceURLs: ["/kube-ipam/dashboard"], verbs: ["get"], extra: [] }]);
+    const datastore = loadDocs("kubernetes-datastore.yaml");
+    const refs = [...docs["rbac.yaml"]!, ...datastore].filter((d) => d.kind.endsWith("Binding")).map((d) => d.roleRef.name);
+    expect(refs).not.toContain("kube-ipam-metrics-reader");
+    expect(refs).not.toContain("kube-ipam-dashboard-viewer");
+  });
+
+  test("rbac.yaml holds the three accounts, their roles and bindings, the plugin's token Secret and the two unbound roles", () => {
+    expect(docs["rbac.yaml"]!.map((d) => `${d.kind} ${d.metadata.name}`).sort()).toEqual([
+      "ClusterRole kube-ipam-agent", "ClusterRole kube-ipam-controller", "ClusterRole kube-ipam-dashboard-viewer",
+      "ClusterRole kube-ipam-metrics-reader", "ClusterRole kube-ipam-plugin",
+      "ClusterRoleBinding kube-ipam-agent", "ClusterRoleBinding kube-ipam-controller", "ClusterRoleBinding kube-ipam-plugin",
+      "Secret kube-ipam-plugin-token",
+      "ServiceAccount kube-ipam-agent", "ServiceAccount kube-ipam-controller", "ServiceAccount kube-ipam-plugin",
+    ]);
+  });
+
+  test("kubernetes-datastore.yaml binds its roles to rbac.yaml's plugin and controller accounts, and none to the agent", () => {
+    const bindings = loadDocs("kubernetes-datastore.yaml").filter((d) => d.kind.endsWith("Binding"));
+    expect(bindings.map((b) => `${b.kind} ${b.metadata.name} -> ${b.roleRef.kind} ${b.roleRef.name}: ` +
+      b.subjects.map((x: Any) => `${x.kind} ${x.namespace}/${x.name}`).join(", ")).sort()).toEqual([
+      "ClusterRoleBinding kube-ipam-controller-datastore -> ClusterRole kube-ipam-controller-datastore: ServiceAccount kube-system/kube-ipam-controller",
+      "ClusterRoleBinding kube-ipam-plugin-datastore -> ClusterRole kube-ipam-plugin-datastore: ServiceAccount kube-system/kube-ipam-plugin",
+      "RoleBinding kube-ipam-leader -> Role kube-ipam-leader: ServiceAccount kube-system/kube-ipam-controller",
+    ]);
+    for (const b of bindings) for (const x of b.subjects) expect(() => find("rbac.yaml", "ServiceAccount", x.name)).not.toThrow();
   });
 });
 

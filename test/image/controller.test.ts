@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { metricValue } from "../support/agent.ts";
 import { sampleOf } from "../support/controller.ts";
-import { manifest, MANIFEST_IMAGE, runPod, startClusterStandIns, waitReady, type ClusterStandIns, type RunningPod } from "../support/deploy_pods.ts";
+import { manifest, MANIFEST_IMAGE, probe, runPod, scrape, startClusterStandIns, waitReady, type ClusterStandIns, type RunningPod } from "../support/deploy_pods.ts";
 import { freePorts } from "../support/etcd.ts";
 import { eventually } from "../support/eventually.ts";
 import { onExit } from "../support/exit_cleanup.ts";
@@ -77,12 +77,12 @@ beforeAll(async () => {
       serviceEnv: cluster.serviceEnv,
       secrets: cluster.secrets,
       configMaps: cluster.configMaps,
-      serviceAccount: { token: cluster.api.token, caCrt: cluster.secrets["kube-ipam-plugin-token"]!["ca.crt"]! },
+      serviceAccount: cluster.serviceAccount(podSpec), // kube-ipam-controller's
       images: { [MANIFEST_IMAGE]: image.name },
       extraOptions: ["--label", LABEL],
     }, {}, join(dir.path, `pod-${suffix}`));
-    const metricsUrl = `http://127.0.0.1:${ports[i]}/metrics`;
-    const metrics = async () => (await fetch(metricsUrl, { signal: AbortSignal.timeout(3000) })).text();
+    const metricsUrl = `https://127.0.0.1:${ports[i]}/metrics`;
+    const metrics = () => scrape(metricsUrl, cluster.scraperToken);
     return {
       pod,
       container,
@@ -115,9 +115,9 @@ const leaders = () => Promise.all(replicas.map((r) => r.metric("kube_ipam_leader
 describe("the controller Deployment's containers, from the image", () => {
   test("each replica answers its liveness and readiness probes and serves metrics, as uid 65534", async () => {
     for (const r of replicas) {
-      for (const probe of [r.container.livenessProbe, r.container.readinessProbe]) {
-        const res = await fetch(probeUrl(r.container, probe));
-        expect({ url: res.url, status: res.status }).toEqual({ url: probeUrl(r.container, probe), status: 200 });
+      for (const spec of [r.container.livenessProbe, r.container.readinessProbe]) {
+        const url = probeUrl(r.container, spec);
+        expect({ url, status: await probe(url) }).toEqual({ url: url.replace(/^http:/, "https:"), status: 200 });
       }
       expect(await r.metric('kube_ipam_build_info{version="0.1.0"}')).toBe(1);
       // The pool of the ConfigMap's network, read from etcd with the TLS files of the Secret (0440, fsGroup).

@@ -1,6 +1,7 @@
 // The agent's pod cache, end to end: a real agent process watching a real kube-apiserver for the pods of its
-// node (through the fault proxy, so that a test can cut its watch), the built binary as the plugin, a real
-// etcd. An ADD reads its pod from the cache; a pod the cache has not seen is one GET, as the plugin does on its own.
+// node as its own identity (kube-ipam-agent, --kubeconfig; through the fault proxy, so that a test can cut its
+// watch), the built binary as the plugin (kube-ipam-plugin, which may not list or watch pods), a real etcd. An
+// ADD reads its pod from the cache; a pod the cache has not seen is one GET, as the plugin does on its own.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { type Agent, metricValue, startAgent } from "../support/agent.ts";
@@ -11,11 +12,14 @@ import { etcdNetConf, runPlugin } from "../support/plugin.ts";
 
 const env = useCluster({ kubeApi: true });
 let agent: Agent;
-let kubeconfig: string; // through env.api.faults()
+let kubeconfig: string; // the plugin's, through env.api.faults()
 
 beforeAll(async () => {
-  agent = await startAgent(join(env.dir.path, "agent"));
-  kubeconfig = env.api.writeKubeconfig(join(env.dir.path, "kube-faults"), "token", { server: env.api.faults().url });
+  const faults = env.api.faults().url;
+  agent = await startAgent(join(env.dir.path, "agent"), {
+    kubeconfig: env.api.writeKubeconfig(join(env.dir.path, "kube-agent-faults"), "token", { server: faults, identity: "agent" }),
+  });
+  kubeconfig = env.api.writeKubeconfig(join(env.dir.path, "kube-faults"), "token", { server: faults });
 });
 afterAll(async () => {
   await agent.stop();
@@ -130,7 +134,18 @@ describe("the agent's pod cache", () => {
   }, 30_000);
 
   test("the API server restarts under the agent (straight to it, no proxy): ADDs keep working, the cache catches up", async () => {
-    const c = { ...conf(), ipam: { ...conf().ipam, nodeName: "node-c", kubeConfig: env.kubeconfig } };
+    const direct = await startAgent(join(env.dir.path, "agent-direct"), {
+      kubeconfig: env.api.writeKubeconfig(join(env.dir.path, "kube-agent"), "token", { identity: "agent" }),
+    });
+    try {
+      await restartUnder(direct);
+    } finally {
+      await direct.stop();
+    }
+  }, 30_000);
+
+  async function restartUnder(direct: Agent): Promise<void> {
+    const c = { ...conf(), ipam: { ...conf().ipam, nodeName: "node-c", kubeConfig: env.kubeconfig, agentSocket: direct.socket } };
     const pod = await env.api.setPod(makePod({ name: "kv-0", nodeName: "node-c", annotations: { "kube-ipam.ip": "10.48.0.100" } }));
     expect(addressOf(await runPlugin(c, { command: "ADD", containerID: "kv-0-a", args: podArgs("kv-0", pod.metadata.uid) }))).toBe("10.48.0.100");
     expect((await runPlugin(c, { command: "DEL", containerID: "kv-0-a" })).exitCode).toBe(0);
@@ -145,7 +160,8 @@ describe("the agent's pod cache", () => {
     await env.api.setPod({ ...pod, metadata: { ...pod.metadata, annotations: { "kube-ipam.ip": "10.48.0.101" } } });
     const { seen } = await addUntil(c, pod, "10.48.0.101");
     expect(seen).toBe("10.48.0.101");
-  }, 30_000);
+    expect(await direct.served("ADD")).toBeGreaterThanOrEqual(3);
+  }
 
   test("a pod the API does not know fails the ADD with code 11, as the plugin does", async () => {
     const viaAgent = await runPlugin(conf(), { command: "ADD", containerID: "ghost-a", args: podArgs("ghost") });

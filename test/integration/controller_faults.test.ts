@@ -14,12 +14,12 @@ import { useCluster } from "../support/fixtures.ts";
 
 const env = useCluster({ kubeApi: true });
 const running: Controller[] = [];
-/** The controllers' kubeconfig: through the fault proxy. */
+/** The controllers' kubeconfig (the controller's identity): through the fault proxy. */
 let kubeconfig: string;
 const faults = () => env.api.faults();
 
 beforeAll(() => {
-  kubeconfig = env.api.writeKubeconfig(join(env.dir.path, "kube-faults"), "token", { server: faults().url });
+  kubeconfig = env.api.writeKubeconfig(join(env.dir.path, "kube-faults"), "token", { server: faults().url, identity: "controller" });
 });
 
 /** A network of its own (own etcd prefix) and its config file. */

@@ -110,8 +110,11 @@ describe.each(stores)("crash points, %s", (name, makeConf) => {
     }
     const confFile = join(env.dir.path, `gc-${name.length}.conf`);
     writeFileSync(confFile, JSON.stringify(conf));
-    // --max-release 100%: three of four is over the guard's default, and these are real leaks.
-    const gc = (env: Record<string, string> = {}) => Bun.spawn([testBuild, "gc", "--conf", confFile, "--grace", "0s", "--max-release", "100%"],
+    // --max-release 100%: three of four is over the guard's default, and these are real leaks. gc lists every
+    // pod: the controller's identity.
+    const kubeconfig = env.controllerKubeconfig;
+    const gc = (env: Record<string, string> = {}) => Bun.spawn([testBuild, "gc", "--conf", confFile, "--grace", "0s", "--max-release", "100%",
+      "--kubeconfig", kubeconfig],
       { env: { ...process.env, ...env }, stdout: "pipe", stderr: "pipe" }).exited;
     expect(await gc(crashAt("gc.released"))).toBe(SIGKILLED);
     // One leak released, then the crash: the live pod's address and the two other leaks are still held.

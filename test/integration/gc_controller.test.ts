@@ -5,18 +5,22 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { type EtcdServer, freePorts, startEtcd } from "../support/etcd.ts";
-import { type KubeApiServer, makePod, makeStatefulSet, NO_RIGHTS_USER, startKubeApiServer } from "../support/kube_apiserver.ts";
+import { type KubeApiServer, makePod, makeStatefulSet, NO_RIGHTS_USER, PLUGIN_USER, startKubeApiServer } from "../support/kube_apiserver.ts";
 import { BINARY, etcdNetConf, runCli, runPlugin, tempDir } from "../support/plugin.ts";
 
 let etcd: EtcdServer;
 let api: KubeApiServer;
+/** The plugin's (the network config's kubeConfig: its ADDs and DELs). */
 let kubeconfig: string;
+/** The controller's, for gc and the controller (--kubeconfig): they list every pod and StatefulSet. */
+let controllerKubeconfig: string;
 let dir: ReturnType<typeof tempDir>;
 
 beforeAll(async () => {
   dir = tempDir();
   [etcd, api] = await Promise.all([startEtcd(), startKubeApiServer()]);
   kubeconfig = api.writeKubeconfig(join(dir.path, "kube"), "token");
+  controllerKubeconfig = api.writeKubeconfig(join(dir.path, "kube-controller"), "token", { identity: "controller" });
 }, 90_000);
 afterAll(async () => {
   await api?.stop();
@@ -82,7 +86,7 @@ describe("kube-ipam gc", () => {
     await api.deletePod("default", "db-1"); // live sticky whose pod vanished: parked for db
 
     const before = await ls(path);
-    const dry = await runCli(["gc", "--conf", path, "--dry-run", "--grace", "0s", "-o", "json"]);
+    const dry = await runCli(["gc", "--conf", path, "--dry-run", "--grace", "0s", "-o", "json", "--kubeconfig", controllerKubeconfig]);
     expect(dry.exitCode).toBe(0);
     const planned = dry.json.done.map((l: any) => `${l.action} ${l.ip}`).sort();
     const expected = [
@@ -91,11 +95,11 @@ describe("kube-ipam gc", () => {
     expect(planned).toEqual(expected);
     expect(await ls(path)).toEqual(before);
 
-    const young = await runCli(["gc", "--conf", path, "--grace", "1h"]);
+    const young = await runCli(["gc", "--conf", path, "--grace", "1h", "--kubeconfig", controllerKubeconfig]);
     expect(young.stdout).toBe("No leaked addresses (grace 1h)\n");
     expect(await ls(path)).toEqual(before);
 
-    const gc = await runCli(["gc", "--conf", path, "--grace", "0s"]);
+    const gc = await runCli(["gc", "--conf", path, "--grace", "0s", "--kubeconfig", controllerKubeconfig]);
     expect(gc.exitCode).toBe(0);
     expect(gc.stdout).toContain(`released ${ip.gone} (network ${conf.name}) of pod default/gone, container c-gone: pod "default/gone" is gone`);
     expect(gc.stdout).toContain(`released ${ip.replaced} (network ${conf.name}) of pod default/replaced`);
@@ -114,12 +118,13 @@ describe("kube-ipam gc", () => {
   test("with the API failing gc fails and releases nothing", async () => {
     const faults = api.faults();
     const { conf, path } = netConf(api.writeKubeconfig(join(dir.path, "kube-faults"), "token", { server: faults.url }));
+    const gcKubeconfig = api.writeKubeconfig(join(dir.path, "kube-controller-faults"), "token", { server: faults.url, identity: "controller" });
     await api.setPod(makePod({ name: "orphan" }));
     await add(conf, "c-orphan", "orphan");
     await api.deletePod("default", "orphan");
     faults.failWith(500);
     try {
-      const gc = await runCli(["gc", "--conf", path, "--grace", "0s"]);
+      const gc = await runCli(["gc", "--conf", path, "--grace", "0s", "--kubeconfig", gcKubeconfig]);
       expect(gc.exitCode).toBe(1);
       expect(gc.stderr).toContain(faults.url);
       expect(gc.stderr).toContain("injected failure 500");
@@ -143,13 +148,33 @@ describe("kube-ipam gc", () => {
     expect((await ls(path)).length).toBe(1);
   });
 
+  // Run by hand on a node, gc finds the node's kubeconfig (the network config's): the plugin's, which may get
+  // a pod but not list them all.
+  test("with the plugin's kubeconfig gc fails with the server's 403 and says to pass --kubeconfig; it releases nothing", async () => {
+    const { conf, path } = netConf();
+    await api.setPod(makePod({ name: "orphan-4" }));
+    await add(conf, "c-orphan-4", "orphan-4");
+    await api.deletePod("default", "orphan-4");
+    const gc = await runCli(["gc", "--conf", path, "--grace", "0s"]);
+    expect(gc.exitCode).toBe(1);
+    expect(gc.stderr).toMatch(new RegExp(`^kube-ipam: Cannot list (pods|StatefulSets) from Kubernetes API "${api.url}": HTTP 403 Forbidden: ` +
+      `(pods|statefulsets\\.apps) is forbidden: User "${PLUGIN_USER}" cannot list resource "(pods|statefulsets)" in API group "(|apps)" at the cluster scope\\. ` +
+      "gc reads every pod and StatefulSet of the cluster: pass --kubeconfig FILE with an identity that may list them \\(the controller's, " +
+      "or an operator's\\); a node's kubeconfig is the CNI plugin's, which may not\n$"));
+    expect((await ls(path)).length).toBe(1);
+    const withFlag = await runCli(["gc", "--conf", path, "--grace", "0s", "--kubeconfig", controllerKubeconfig, "-o", "json"]);
+    expect({ exitCode: withFlag.exitCode, stderr: withFlag.stderr }).toEqual({ exitCode: 0, stderr: "" });
+    expect(withFlag.json.done.map((l: any) => l.podName)).toEqual(["orphan-4"]);
+  });
+
   test("with the API server down gc fails and releases nothing", async () => {
     const down = `https://127.0.0.1:${freePorts(1)[0]}`;
-    const { conf, path } = netConf(api.writeKubeconfig(join(dir.path, "kube-down"), "token", { server: down }));
+    const { conf, path } = netConf();
     await api.setPod(makePod({ name: "orphan-2" }));
-    await add({ ...conf, ipam: { ...conf.ipam, kubeConfig: kubeconfig } }, "c-orphan-2", "orphan-2");
+    await add(conf, "c-orphan-2", "orphan-2");
     await api.deletePod("default", "orphan-2");
-    const gc = await runCli(["gc", "--conf", path, "--grace", "0s"]);
+    const gc = await runCli(["gc", "--conf", path, "--grace", "0s", "--kubeconfig",
+      api.writeKubeconfig(join(dir.path, "kube-down"), "token", { server: down, identity: "controller" })]);
     expect(gc.exitCode).toBe(1);
     expect(gc.stderr).toContain(`${down}": connection refused`);
     expect((await ls(path)).length).toBe(1);
@@ -163,8 +188,8 @@ interface Controller {
 
 function startController(path: string): Controller {
   const [port] = freePorts(1) as [number];
-  const proc = Bun.spawn([BINARY, "controller", "--conf", path, "--kubeconfig", kubeconfig, "--metrics-addr", `127.0.0.1:${port}`,
-    "--gc-interval", "300ms", "--grace", "0s", "--lease-ttl", "2s"], { stdout: "pipe", stderr: "pipe" });
+  const proc = Bun.spawn([BINARY, "controller", "--conf", path, "--kubeconfig", controllerKubeconfig, "--metrics-addr", `127.0.0.1:${port}`,
+    "--gc-interval", "300ms", "--grace", "0s", "--lease-ttl", "2s", "--auth", "none"], { stdout: "pipe", stderr: "pipe" });
   return { proc, port };
 }
 

@@ -42,7 +42,7 @@ async function ls(path: string): Promise<string[]> {
   return out.json.map((a: { containerID: string }) => a.containerID).sort();
 }
 
-const gc = (path: string, ...flags: string[]) => runCli(["gc", "--conf", path, "--grace", "0s", "--kubeconfig", env.kubeconfig, ...flags]);
+const gc = (path: string, ...flags: string[]) => runCli(["gc", "--conf", path, "--grace", "0s", "--kubeconfig", env.controllerKubeconfig, ...flags]);
 
 describe("kube-ipam gc --max-release", () => {
   test("a nearly empty pod list: refused in every network, nothing released; dry run and JSON show it; 100% releases", async () => {

@@ -23,7 +23,7 @@ afterAll(async () => {
   dir.cleanup();
 });
 
-/** The seed's network (10.188.0.0/16, .10-.200) on the test etcd, with the kubeconfig of kube-ipam's ServiceAccount. */
+/** The seed's network (10.188.0.0/16, .10-.200) on the test etcd, with the kubeconfig of the plugin's ServiceAccount. */
 function netConf(ipam: Record<string, unknown> = {}) {
   return etcdNetConf(etcd.endpoint, dir.path, {
     subnet: "10.188.0.0/16",

@@ -1,5 +1,5 @@
 // The Kubernetes store (ipam.datastore "kubernetes") on a real kube-apiserver v1.34 with kube-ipam's custom
-// resources applied from deploy/kubernetes-datastore.yaml, as the ServiceAccount of deploy/ (its token):
+// resources applied from deploy/kubernetes-datastore.yaml, as the plugin's ServiceAccount of deploy/ (its token):
 // the plugin run as a runtime runs it, concurrently from many nodes, killed at random instants, against a
 // restarted API server and its restarted etcd, and without the rights it needs.
 import { describe, expect, test } from "bun:test";
@@ -205,11 +205,11 @@ describe("kubernetes-aware addresses", () => {
     expect(other.json.msg).toContain("db-0");
   });
 
-  test("a reservation written with the ServiceAccount's identity is refused, naming the verb and the resource", async () => {
+  test("a reservation written with the plugin's identity is refused, naming the verb and the resource", async () => {
     const conf = kubeConf(4);
     const path = join(env.dir.path, `${conf.name}.conf`);
     await Bun.write(path, JSON.stringify(conf));
-    // The ServiceAccount may not write reservations: the operator's identity does.
+    // The plugin may not write reservations: the operator's identity does.
     const denied = await runCli(["reserve", "printers", "10.60.0.10", "--conf", path]);
     expect(denied.exitCode).not.toBe(0);
     expect(denied.stderr).toMatch(/cannot create resource "ipreservations"/);

@@ -1,14 +1,14 @@
 // Kubernetes-aware addresses and the CNI verbs on the Kubernetes store (ipam.datastore "kubernetes"), as
 // k8s_addresses.test.ts and cni_protocol.test.ts have them on etcd and the embedded store: a real
 // kube-apiserver with kube-ipam's custom resources, the plugin run as a runtime runs it with the
-// ServiceAccount's token. Sticky StatefulSet addresses (kept across re-creation, parked on DEL, released by gc
+// plugin's ServiceAccount token. Sticky StatefulSet addresses (kept across re-creation, parked on DEL, released by gc
 // once the StatefulSet is gone), takeover of a fixed address from a holder that vanished, CHECK, STATUS and
 // the GC verb.
 import { describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { freePorts } from "../support/etcd.ts";
 import { makePod, makeStatefulSet } from "../support/kube_apiserver.ts";
-import { allocationObjects, cli, ipOf, type KubeConf, kubeNetConf, ls, useKubeDatastore, writeConf } from "../support/kube_datastore.ts";
+import { allocationObjects, asController, cli, ipOf, type KubeConf, kubeNetConf, ls, useKubeDatastore, writeConf } from "../support/kube_datastore.ts";
 import { type CniReply, runCli, runPlugin } from "../support/plugin.ts";
 
 const env = useKubeDatastore();
@@ -80,7 +80,7 @@ describe("sticky StatefulSet addresses", () => {
     // Parked again, the StatefulSet then deleted: gc releases it (and only it), naming why.
     expectSilentSuccess(await del(conf, "c-db0-b", "db-0"));
     await env.api.deletePod("default", "db-0");
-    const path = writeConf(env, conf);
+    const path = writeConf(env, asController(env, conf)); // gc as the controller runs it
     const kept = await runCli(["gc", "--conf", path, "--grace", "0s"]);
     expect(kept.exitCode).toBe(0);
     expect(kept.stdout).toStartWith("No leaked addresses");

@@ -3,7 +3,7 @@
 // kube-ipam's custom resources. Its view of each network's held addresses (held_mirror.ts: the names listed
 // once, then a watch) picks the address an ADD claims first, so an ADD into a dense pool costs about what one
 // into an empty pool costs, where a plugin running by itself reads the pool's blocks of names. Requests are
-// counted from the API server's audit log (`api.requests`: the ServiceAccount's, not the admin's). Whatever
+// counted from the API server's audit log (`api.requests`: the plugin's identity's, not the admin's). Whatever
 // the view knows or misses, no address is handed out twice and "exhausted" (code 100) comes only when the
 // pool is full.
 import { describe, expect, test } from "bun:test";
@@ -37,7 +37,7 @@ async function mustAdd(conf: unknown, id: string, node: string): Promise<string>
 /** Every address from `prefix.from` to `prefix.to`. */
 const addresses = (prefix: string, from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => `${prefix}.${from + i}`);
 
-/** The requests of the ServiceAccount since `api.clearRequests()`, watches left out. */
+/** The requests of the plugin's identity (which the agent's store uses) since `api.clearRequests()`, watches left out. */
 const requests = () => env.api.requests.filter((r) => !/[?&]watch=(true|1)/.test(r));
 
 /** Until the agent's view of `network` is listed and watched (its watch of the network's IPAllocations has begun). */

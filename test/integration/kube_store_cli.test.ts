@@ -1,11 +1,11 @@
 // The CLI on the Kubernetes store, as cli_ops.test.ts and k8s_addresses.test.ts have it on etcd: ls, show,
 // usage, release, and reserve/unreserve/reserved, with the built binary against a real kube-apiserver with
-// kube-ipam's custom resources. The plugin and the read-only commands run as the ServiceAccount (its token);
-// reservations are written by an operator (the fixture's admin certificate): the ServiceAccount's ClusterRole
+// kube-ipam's custom resources. The plugin and the read-only commands run as the plugin's ServiceAccount (its token);
+// reservations are written by an operator (the fixture's admin certificate): the plugin's ClusterRole
 // only reads them, and the CLI says which verb on which resource it lacks. "Changes nothing" is checked on
 // the objects themselves (names, resourceVersions, specs) and on the audit log: no write request was made.
 import { afterEach, describe, expect, test } from "bun:test";
-import { makePod, makeStatefulSet, SERVICE_ACCOUNT_USER } from "../support/kube_apiserver.ts";
+import { makePod, makeStatefulSet, PLUGIN_USER } from "../support/kube_apiserver.ts";
 import { allocationObjects, asAdmin, clearReservations, cli, type KubeConf, kubeNetConf, ls, useKubeDatastore, writeConf } from "../support/kube_datastore.ts";
 import { runCli, runPlugin } from "../support/plugin.ts";
 
@@ -32,7 +32,7 @@ async function add(c: unknown, containerID: string, args: string, ifName = "eth0
 
 /**
  * Three holders (two of them pods, which the plugin reads from the API as on any store with a kubeconfig) and
- * the reservation "keep" (written as the operator); returns the ServiceAccount's config file.
+ * the reservation "keep" (written as the operator); returns the plugin's config file.
  */
 async function populate(c: KubeConf): Promise<string> {
   await env.api.setPod(makePod({ namespace: "prod", name: "web-0" }));
@@ -54,7 +54,7 @@ async function snapshot(): Promise<unknown> {
   return out;
 }
 
-/** What the ServiceAccount asked the API since `api.clearRequests()` other than reads. */
+/** What the plugin's identity asked the API since `api.clearRequests()` other than reads. */
 const writes = () => env.api.requests.filter((r) => !r.startsWith("GET "));
 
 describe("ls and show", () => {
@@ -252,21 +252,23 @@ describe("release", () => {
 });
 
 describe("reserve, unreserve, reserved", () => {
-  test("the ServiceAccount may read reservations but not write them: the CLI names the user, the verb and the resource", async () => {
+  test("the plugin's identity may read reservations but not write them: the CLI names the user, the verb and the resource", async () => {
     const c = conf({ subnet: "10.10.1.0/24" });
     const file = writeConf(env, c);
     const create = await runCli(["reserve", "printers", "10.10.1.50", "--conf", file]);
     expect(create.exitCode).toBe(1);
-    expect(create.stderr).toContain(`User "${SERVICE_ACCOUNT_USER}" cannot create resource "ipreservations" in API group "kube-ipam.io"`);
+    expect(create.stderr).toContain(`User "${PLUGIN_USER}" cannot create resource "ipreservations" in API group "kube-ipam.io"`);
     expect((await cli("reserved", "--conf", file)).stdout).toBe("No reservations\n");
 
     await cli("reserve", "printers", "10.10.1.50", "--conf", writeConf(env, asAdmin(env, c)));
     const replace = await runCli(["reserve", "printers", "10.10.1.60", "--conf", file]);
     expect(replace.exitCode).toBe(1);
     expect(replace.stderr).toContain('cannot create resource "ipreservations"');
+    // unreserve reads the one reservation first (to delete exactly it): the plugin lists reservations, it
+    // never gets one by name, so it is refused there, before any write.
     const remove = await runCli(["unreserve", "printers", "--conf", file]);
     expect(remove.exitCode).toBe(1);
-    expect(remove.stderr).toContain(`User "${SERVICE_ACCOUNT_USER}" cannot delete resource "ipreservations" in API group "kube-ipam.io"`);
+    expect(remove.stderr).toContain(`User "${PLUGIN_USER}" cannot get resource "ipreservations" in API group "kube-ipam.io"`);
     // Refused, nothing changed: the operator's reservation is still there as written.
     expect((await cli("reserved", "--conf", file, "-o", "json")).json).toMatchObject([{ name: "printers", entries: ["10.10.1.50"] }]);
   });

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { type Controller, startController } from "../support/controller.ts";
 import { eventually } from "../support/eventually.ts";
 import { makePod, makeStatefulSet } from "../support/kube_apiserver.ts";
-import { allocationObjects, cli, type KubeConf, kubeNetConf, ls, useKubeDatastore, writeConf } from "../support/kube_datastore.ts";
+import { allocationObjects, asController, cli, type KubeConf, kubeNetConf, ls, useKubeDatastore, writeConf } from "../support/kube_datastore.ts";
 import { mapLimit, runPlugin } from "../support/plugin.ts";
 
 const env = useKubeDatastore();
@@ -95,7 +95,7 @@ const GC_FAST = ["--gc-interval", "1s", "--grace", "0s"];
 describe("kube-ipam gc", () => {
   test("releases exactly the leaked allocations, each IPAllocation deleted; dry run and grace change nothing", async () => {
     const conf = kubeNetConf(env, { subnet: "10.70.0.0/24" });
-    const path = writeConf(env, conf);
+    const path = writeConf(env, asController(env, conf)); // gc as the controller runs it; the ADDs are the plugin's
     const sts = await env.api.setStatefulSet(makeStatefulSet({ name: "db" }));
     const goneSts = await env.api.setStatefulSet(makeStatefulSet({ name: "olddb" }));
     const made = {
@@ -149,7 +149,7 @@ describe("kube-ipam gc", () => {
 describe("kube-ipam controller", () => {
   test("two replicas, one leader named in the Lease; the leader releases a leak; killed, the other takes the Lease over and collects the next", async () => {
     const conf = kubeNetConf(env, { subnet: "10.71.0.0/24" });
-    const path = writeConf(env, conf);
+    const path = writeConf(env, asController(env, conf));
     const a = controller("a", path, ...GC_FAST, "--lease-ttl", "2s");
     const b = controller("b", path, ...GC_FAST, "--lease-ttl", "2s");
     const leader = await eventually("exactly one leader", async () => {
@@ -185,7 +185,7 @@ describe("kube-ipam controller", () => {
 
   test("a stopped leader hands the Lease over at once (empty holder): the other replica leads without waiting out the term", async () => {
     const conf = kubeNetConf(env, { subnet: "10.72.0.0/24" });
-    const path = writeConf(env, conf);
+    const path = writeConf(env, asController(env, conf));
     // A long term: only the hand-over lets B lead within the test's deadline.
     const a = controller("a", path, "--gc-interval", "1h", "--lease-ttl", "60s");
     await leading(a);
@@ -199,7 +199,7 @@ describe("kube-ipam controller", () => {
   test("a leader whose term is taken mid-run releases nothing: its write is refused (NotLeaderError), the Lease stays the new holder's", async () => {
     const conf = kubeNetConf(env, { subnet: "10.73.0.0/24" });
     // The controller's store and its pod lists both through the proxy; the plugin's ADDs straight to the API.
-    const proxied = env.api.writeKubeconfig(join(env.dir.path, "kube-proxied"), "token", { server: env.api.faults().url });
+    const proxied = env.api.writeKubeconfig(join(env.dir.path, "kube-proxied"), "token", { server: env.api.faults().url, identity: "controller" });
     const path = writeConf(env, { ...conf, ipam: { ...conf.ipam, kubeConfig: proxied } } satisfies KubeConf);
     // A long term: A would not find out by renewing for seconds. Only the fence of its writes stops it.
     const a = controller("a", path, ...GC_FAST, "--lease-ttl", "30s");

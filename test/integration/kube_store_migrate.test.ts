@@ -1,14 +1,14 @@
 // `kube-ipam migrate --from etcd --to kubernetes` and back (src/ipam/move.ts, src/cli/migrate.ts), with the
 // built binary, between a real etcd (kube-ipam's own store) and a real kube-apiserver with kube-ipam's custom
 // resources. One config holds both stores (etcdConfig and kubeConfig; datastore names the active one): the
-// plugin's with the ServiceAccount's kubeconfig, the operator's (migrate, which writes reservations) with the
+// plugin's with the plugin's ServiceAccount kubeconfig, the operator's (migrate, which writes reservations) with the
 // admin's. What a user relies on: every allocation and reservation is copied exactly; a second run finds all
 // present; an address someone else holds in the target is reported, never overwritten; the source is frozen
 // (no new address handed out there) and, with plugins allocating on the source during the move, no address
 // ends up held by two containers across the two stores once the nodes use the target.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { type EtcdServer, startEtcd } from "../support/etcd.ts";
-import { makePod, makeStatefulSet, SERVICE_ACCOUNT_USER } from "../support/kube_apiserver.ts";
+import { makePod, makeStatefulSet, PLUGIN_USER } from "../support/kube_apiserver.ts";
 import { allocationObjects, asAdmin, cli, ipOf, type KubeConf, kubeNetConf, ls, useKubeDatastore, writeConf } from "../support/kube_datastore.ts";
 import { BINARY, type CniReply, mapLimit, runCli, runPlugin, spawnPlugin } from "../support/plugin.ts";
 
@@ -23,7 +23,7 @@ afterAll(async () => {
 
 let nets = 0;
 
-/** Network `name` configured on both stores, `datastore` the active one, as the plugin runs it (ServiceAccount). */
+/** Network `name` configured on both stores, `datastore` the active one, as the plugin runs it (its ServiceAccount). */
 function both(datastore: "etcd" | "kubernetes", ipam: Record<string, unknown>, name = `mv${process.pid}x${nets++}`): KubeConf {
   // migrate waits one timeoutSeconds (and a second) after freezing the source.
   return kubeNetConf(env, { datastore, etcdConfig: { etcdURL: etcd.endpoint, etcdPrefix: `/mv-${process.pid}-${name}` }, timeoutSeconds: 1, ...ipam }, name);
@@ -146,13 +146,13 @@ describe("migrate --from etcd --to kubernetes", () => {
     expect(table.stdout).toMatch(/10\.95\.2\.15\s+owner\s+conflict\s+held there by container intruder/);
   }, 30_000);
 
-  test("run as the ServiceAccount, which may not write reservations: refused naming the verb and resource, the source not frozen", async () => {
+  test("run as the plugin's ServiceAccount, which may not write reservations: refused naming the verb and resource, the source not frozen", async () => {
     const conf = both("etcd", { subnet: "10.95.3.0/24", rangeStart: "10.95.3.10", rangeEnd: "10.95.3.20" });
     await mustAdd(conf, "c1");
     await cli("reserve", "printers", "10.95.3.20", "--conf", writeConf(env, conf));
     const r = await runCli(["migrate", "--from", "etcd", "--to", "kubernetes", "--conf", writeConf(env, conf)]);
     expect(r.exitCode).toBe(1);
-    expect(r.stderr).toContain(`User "${SERVICE_ACCOUNT_USER}" cannot create resource "ipreservations"`);
+    expect(r.stderr).toContain(`User "${PLUGIN_USER}" cannot create resource "ipreservations"`);
     // Nothing happened: the source still hands out addresses, the target holds nothing of the network.
     const names = (await cli("reserved", "--conf", writeConf(env, conf), "-o", "json")).json.map((x: any) => x.name);
     expect(names).toEqual(["printers"]);

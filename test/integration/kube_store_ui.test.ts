@@ -9,7 +9,7 @@ import { type Controller, startController } from "../support/controller.ts";
 import { eventually } from "../support/eventually.ts";
 import type { StatefulSet } from "../../src/k8s/types.ts";
 import { makePod, makeStatefulSet } from "../support/kube_apiserver.ts";
-import { asAdmin, cli, type KubeConf, kubeNetConf, useKubeDatastore, writeConf } from "../support/kube_datastore.ts";
+import { asAdmin, asController, cli, type KubeConf, kubeNetConf, useKubeDatastore, writeConf } from "../support/kube_datastore.ts";
 import { runPlugin } from "../support/plugin.ts";
 import { openEvents as openSse } from "../support/sse.ts";
 
@@ -72,7 +72,7 @@ beforeAll(async () => {
   await add(db, "pg-0", { namespace: "data", node: "node-b" });
   await add(db, "pg-1", { namespace: "data", node: "node-c" });
   await cli("reserve", "lb", "10.30.0.20-10.30.0.29", "--conf", writeConf(env, asAdmin(env, web.conf)));
-  controller = startController("ui", web.path, ["--kubeconfig", env.kubeconfig, "--gc-interval", "1h"]);
+  controller = startController("ui", writeConf(env, asController(env, web.conf)), ["--kubeconfig", env.controllerKubeconfig, "--gc-interval", "1h"]);
   await healthy(controller);
   base = `http://127.0.0.1:${controller.port}`;
 }, 90_000);
@@ -170,9 +170,9 @@ describe("the dashboard's JSON API on the Kubernetes store", () => {
 
   test("a watch broken while the API stays up: the stream says reconnecting, and the address handed out meanwhile still arrives", async () => {
     const faults = env.api.faults();
-    const proxied = env.api.writeKubeconfig(join(env.dir.path, "kube-proxied"), "token", { server: faults.url });
+    const proxied = env.api.writeKubeconfig(join(env.dir.path, "kube-proxied"), "token", { server: faults.url, identity: "controller" });
     const conf: KubeConf = { ...web.conf, ipam: { ...web.conf.ipam, kubeConfig: proxied } };
-    const c = startController("ui-proxied", writeConf(env, conf), ["--kubeconfig", env.kubeconfig, "--gc-interval", "1h"]);
+    const c = startController("ui-proxied", writeConf(env, conf), ["--kubeconfig", env.controllerKubeconfig, "--gc-interval", "1h"]);
     try {
       await healthy(c);
       const url = `http://127.0.0.1:${c.port}`;

@@ -18,6 +18,11 @@ let api: KubeApiServer;
 let conf: ReturnType<typeof fileNetConf>;
 let confFile: string;
 let ips: string[];
+/**
+ * kubectl's own kubeconfig, an operator's: gc lists every pod, which the plugin's identity (the ADDs') may not.
+ * The controller's ServiceAccount stands in for an operator allowed to.
+ */
+let operatorKubeconfig: string;
 
 interface Run {
   exitCode: number;
@@ -47,6 +52,7 @@ beforeAll(async () => {
   symlinkSync(BINARY, join(bin, "kubectl-ipam"));
   api = await startKubeApiServer();
   const kubeconfig = api.writeKubeconfig(join(dir.path, "kube"), "token");
+  operatorKubeconfig = api.writeKubeconfig(join(dir.path, "kube-operator"), "token", { identity: "controller" });
   // The pods' ADDs read them from the API; `kubectl ipam` commands get a config without kubeConfig.
   conf = fileNetConf(dir.path, { kubeConfig: kubeconfig }, { name: "kubectlnet" });
   ips = [];
@@ -119,15 +125,14 @@ describe("kubectl ipam gc reads the cluster kubectl reads", () => {
   const wouldRelease = (r: Run) => JSON.parse(r.stdout).done.map((l: any) => `${l.action} ${l.ip} ${l.podName}`);
 
   test("KUBECONFIG (its first file that exists)", async () => {
-    const kubeconfig = join(dir.path, "kube", "kubeconfig");
-    const r = await kubectl(gc, { KUBE_IPAM_CONF: confFile, KUBECONFIG: `${join(dir.path, "missing")}:${kubeconfig}` });
+    const r = await kubectl(gc, { KUBE_IPAM_CONF: confFile, KUBECONFIG: `${join(dir.path, "missing")}:${operatorKubeconfig}` });
     expect({ exitCode: r.exitCode, stderr: r.stderr }).toEqual({ exitCode: 0, stderr: "" });
     expect(wouldRelease(r)).toEqual([`release ${ips[2]} gone`]);
   });
 
   test("~/.kube/config without KUBECONFIG; --kubeconfig over both", async () => {
     const withHome = join(dir.path, "home-with-config");
-    api.writeKubeconfig(join(withHome, ".kube"), "token", { file: "config" });
+    api.writeKubeconfig(join(withHome, ".kube"), "token", { file: "config", identity: "controller" });
     let r = await kubectl(gc, { KUBE_IPAM_CONF: confFile, HOME: withHome });
     expect(r.exitCode).toBe(0);
     expect(wouldRelease(r)).toEqual([`release ${ips[2]} gone`]);

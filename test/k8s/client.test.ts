@@ -1,6 +1,8 @@
 // The Kubernetes client against a real kube-apiserver (test/support/kube_apiserver.ts): gets, lists with
 // paging and field selectors, watches and bookmarks, Status errors, tokens, client certificates and RBAC
-// denials as the server itself answers them. Faults the server cannot be made to show on demand (a 500, an
+// denials as the server itself answers them, each read as the component that makes it: a pod GET as the plugin,
+// gc's lists as the controller, the pod cache's field-selected lists and watches as the agent (deploy/rbac.yaml
+// grants each only those). Faults the server cannot be made to show on demand (a 500, an
 // answer held back, a cut stream, a TLS-level certificate demand) come from the proxy in front of it
 // (`api.faults()`); docs/testing.md lists them.
 import { afterAll, afterEach, beforeAll, describe, expect, setSystemTime, test } from "bun:test";
@@ -13,7 +15,7 @@ import type { Pod } from "../../src/k8s/types.ts";
 import { freePorts } from "../support/etcd.ts";
 import { eventually } from "../support/eventually.ts";
 import {
-  type KubeApiServer, type KubeconfigVariant, type KubeFaults, makePod, makeStatefulSet, NO_RIGHTS_USER,
+  type KubeApiServer, type KubeconfigVariant, type KubeFaults, makePod, makeStatefulSet, NO_RIGHTS_USER, PLUGIN_USER,
   startKubeApiServer, type WriteKubeconfigOptions,
 } from "../support/kube_apiserver.ts";
 
@@ -65,7 +67,7 @@ async function failure(p: Promise<unknown>): Promise<KubeUnavailableError> {
 const downUrl = () => `https://127.0.0.1:${freePorts(1)[0]}`;
 const rv = (o: { metadata: { resourceVersion?: string } }) => BigInt(o.metadata.resourceVersion!);
 
-describe("getPod and getStatefulSet", () => {
+describe("getPod", () => {
   test("a pod is one GET and comes back as the API has it", async () => {
     const sts = await api.setStatefulSet(makeStatefulSet({ name: "web", replicas: 2 }));
     const stored = await api.setPod(makePod({
@@ -79,13 +81,11 @@ describe("getPod and getStatefulSet", () => {
     expect(pod?.metadata.annotations?.["kube-ipam.ip"]).toBe("10.188.0.218");
     expect(pod?.metadata.ownerReferences?.[0]).toMatchObject({ kind: "StatefulSet", name: "web", uid: sts.metadata.uid, controller: true });
     expect(pod?.spec?.nodeName).toBe("node-2");
-    expect((await kube.getStatefulSet("default", "web"))?.metadata.uid).toBe(sts.metadata.uid);
   });
 
   test.each([
     ["no such pod", (k: KubeClient) => k.getPod("default", "nobody")],
     ["no such namespace", (k: KubeClient) => k.getPod("nowhere", "web-0")],
-    ["no such StatefulSet", (k: KubeClient) => k.getStatefulSet("default", "nothing")],
   ])("%s: undefined", async (_name, get) => {
     expect(await get(await clientFor())).toBeUndefined();
   });
@@ -102,9 +102,9 @@ describe("getPod and getStatefulSet", () => {
   const cases: [string, () => Promise<KubeClient>, () => string, number | undefined][] = [
     ["wrong token", () => clientFor("token", { token: "wrong" }), () => "HTTP 401 Unauthorized", 401],
     ["a user RBAC grants nothing", () => clientFor("token", { token: api.noRightsToken }), () => `HTTP 403 Forbidden: ${forbidden}`, 403],
-    // A wrong path prefix must not read as "no such pod": to the ServiceAccount it is a path it may not get,
+    // A wrong path prefix must not read as "no such pod": to the plugin it is a path it may not get,
     ["a wrong path prefix", () => clientFor("token", { server: `${api.url}/wrong/prefix` }),
-      () => 'HTTP 403 Forbidden: forbidden: User "system:serviceaccount:kube-system:kube-ipam" cannot get path ' +
+      () => `HTTP 403 Forbidden: forbidden: User "${PLUGIN_USER}" cannot get path ` +
         '"/wrong/prefix/api/v1/namespaces/default/pods/web-0"', 403],
     // and to a user with every right a 404 that is not the NotFound of this pod (a plain-text page).
     ["a wrong path prefix, as cluster-admin", () => clientFor("client-cert", { server: `${api.url}/wrong/prefix`, client: api.adminCert }),
@@ -135,8 +135,8 @@ describe("getPod and getStatefulSet", () => {
   test("server down: KubeUnavailableError", async () => {
     const url = downUrl();
     const kube = await clientFor("token", { server: url });
-    const err = await failure(kube.getStatefulSet("default", "web"));
-    expect(err.message).toBe(`Cannot get StatefulSet "default/web" from Kubernetes API "${url}": connection refused (ECONNREFUSED)`);
+    const err = await failure(kube.getPod("default", "web-0"));
+    expect(err.message).toBe(`Cannot get pod "default/web-0" from Kubernetes API "${url}": connection refused (ECONNREFUSED)`);
     expect((err.cause as { code?: string }).code).toBe("ECONNREFUSED");
   });
 
@@ -211,7 +211,7 @@ describe("lists", () => {
 
   test("listPods follows continue to the last page", async () => {
     const total = (await api.listPods()).items.length;
-    const kube = await clientFor("token", {}, { pageSize: 4 });
+    const kube = await clientFor("token", { identity: "controller" }, { pageSize: 4 });
     const pods = await kube.listPods();
     expect(pods.length).toBe(total);
     expect(names(pods)).toEqual(["list-a/p-0", "list-a/p-1", "list-a/p-2", "list-b/p-0", "list-b/p-1", "list-b/p-2", "list-c/p-0", "list-c/p-1", "list-c/p-2"]);
@@ -221,14 +221,14 @@ describe("lists", () => {
   });
 
   test("listStatefulSets, one page", async () => {
-    const kube = await clientFor();
+    const kube = await clientFor("token", { identity: "controller" });
     expect(names(await kube.listStatefulSets())).toEqual(["list-a/s1", "list-a/s2"]);
     expect(api.requests).toEqual(["GET /apis/apps/v1/statefulsets?limit=500"]);
   });
 
   test("a page failing mid-list throws", async () => {
     faults.failWith(503, { after: 1 });
-    const kube = await viaFaults({ pageSize: 4 });
+    const kube = await viaFaults({ pageSize: 4 }, { identity: "controller" });
     const err = await failure(kube.listPods());
     expect(err.message).toBe(`Cannot list pods from Kubernetes API "${faults.url}": HTTP 503 Service Unavailable: injected failure 503`);
     expect(faults.requests.length).toBe(2);
@@ -244,7 +244,7 @@ describe("lists", () => {
         await api.expireContinueTokens();
       }
     };
-    const kube = await viaFaults({ pageSize: 4, timeoutMs: 30_000 });
+    const kube = await viaFaults({ pageSize: 4, timeoutMs: 30_000 }, { identity: "controller" });
     const err = await failure(kube.listPods());
     expect(expired).toBe(true);
     expect(err.status).toBe(410);
@@ -257,7 +257,7 @@ describe("lists", () => {
   test("the API's paging of a namespaced list, as the client relies on it", async () => {
     const get = async (q: string) =>
       (await fetch(`${api.url}/api/v1/namespaces/list-b/pods?${q}`, {
-        headers: { Authorization: `Bearer ${api.token}` }, tls: { ca: readFileSync(api.pki.ca.cert, "utf8") },
+        headers: { Authorization: `Bearer ${api.tokens.agent}` }, tls: { ca: readFileSync(api.pki.ca.cert, "utf8") },
       })).json() as Promise<{ kind: string; metadata: { continue?: string; remainingItemCount?: number }; items: { kind?: string; metadata: { name: string } }[] }>;
     const first = await get("limit=2");
     expect(first.kind).toBe("PodList");
@@ -270,6 +270,7 @@ describe("lists", () => {
   });
 });
 
+// The node agent's pod cache reads these (src/k8s/pod_cache.ts): as the agent.
 describe("listPodsVersioned and watchPods", () => {
   type Seen = { type: string; name: string | undefined; rv: string | undefined };
   const watch = (kube: KubeClient, options: Omit<Parameters<KubeClient["watchPods"]>[0], "signal"> & { signal?: AbortSignal }, seen: Seen[]) =>
@@ -283,7 +284,7 @@ describe("listPodsVersioned and watchPods", () => {
     let last: Pod | undefined;
     for (const i of [0, 1, 2]) last = await api.setPod(makePod({ namespace: "v", name: `on-${i}`, nodeName: "node-va" }));
     await api.setPod(makePod({ namespace: "v", name: "off", nodeName: "node-vb" }));
-    const kube = await clientFor("token", {}, { pageSize: 2 });
+    const kube = await clientFor("token", { identity: "agent" }, { pageSize: 2 });
     const list = await kube.listPodsVersioned({ fieldSelector: "spec.nodeName=node-va" });
     expect(list.items.map((p) => p.metadata.name)).toEqual(["on-0", "on-1", "on-2"]);
     // A consistent list: read at the current revision, at or after the last change.
@@ -293,7 +294,7 @@ describe("listPodsVersioned and watchPods", () => {
   });
 
   test("a field label the API does not support: 400", async () => {
-    const kube = await clientFor();
+    const kube = await clientFor("token", { identity: "agent" });
     const err = await failure(kube.listPodsVersioned({ fieldSelector: "spec.nodename=x" }));
     expect(err.status).toBe(400);
     expect(err.message).toBe(`Cannot list pods from Kubernetes API "${api.url}": HTTP 400 Bad Request: field label not supported: spec.nodename`);
@@ -311,7 +312,7 @@ describe("listPodsVersioned and watchPods", () => {
     const a3 = await api.setPod({ ...a2, status: { ...a2.status, phase: "Failed" } }); // out of the selection: DELETED
     const b2 = await api.setPod({ ...b, spec: { ...b.spec, nodeName: "n1" } }); // bound to n1: into it, ADDED
     await api.setPod(makePod({ namespace: "w", name: "c", nodeName: "n2" })); // never in it
-    const kube = await clientFor();
+    const kube = await clientFor("token", { identity: "agent" });
     const seen: Seen[] = [];
     const t = Date.now();
     const done = watch(kube, { resourceVersion: from, fieldSelector: selector, timeoutSeconds: 2 }, seen);
@@ -332,7 +333,7 @@ describe("listPodsVersioned and watchPods", () => {
   });
 
   test("resourceVersion 0: the current objects as ADDED, then changes", async () => {
-    const kube = await clientFor();
+    const kube = await clientFor("token", { identity: "agent" });
     await api.setPod(makePod({ namespace: "z", name: "z0", nodeName: "nz" }));
     const seen: Seen[] = [];
     const ac = new AbortController();
@@ -352,7 +353,7 @@ describe("listPodsVersioned and watchPods", () => {
   });
 
   test("bookmarks only when allowed: the version of a change outside the selection", async () => {
-    const kube = await clientFor();
+    const kube = await clientFor("token", { identity: "agent" });
     const from = (await api.listPods()).resourceVersion;
     const plain: Seen[] = [];
     const marked: Seen[] = [];
@@ -375,7 +376,7 @@ describe("listPodsVersioned and watchPods", () => {
     await api.setPod(makePod({ namespace: "e", name: "e0" }));
     await api.restart(); // its watch cache starts again at the current revision
     const res = await fetch(`${api.url}/api/v1/pods?watch=true&resourceVersion=${old}`, {
-      headers: { Authorization: `Bearer ${api.token}` }, tls: { ca: readFileSync(api.pki.ca.cert, "utf8") },
+      headers: { Authorization: `Bearer ${api.tokens.agent}` }, tls: { ca: readFileSync(api.pki.ca.cert, "utf8") },
     });
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toBe("application/json");
@@ -388,14 +389,14 @@ describe("listPodsVersioned and watchPods", () => {
         message: expect.stringMatching(new RegExp(`^too old resource version: ${old} \\(\\d+\\)$`)), reason: "Expired", code: 410,
       },
     });
-    const kube = await clientFor();
+    const kube = await clientFor("token", { identity: "agent" });
     const err = await failure(watch(kube, { resourceVersion: old }, []));
     expect(err.status).toBe(410);
     expect(err.message).toMatch(new RegExp(`^Cannot watch pods from Kubernetes API "${api.url}": watch ERROR event 410 Expired: too old resource version: ${old} \\(\\d+\\)$`));
   }, 30_000);
 
   test("a dropped stream, a refused watch, an unreachable API: KubeUnavailableError", async () => {
-    const cut = await viaFaults();
+    const cut = await viaFaults({}, { identity: "agent" });
     const dropped = watch(cut, { resourceVersion: "0" }, []);
     await until("watching", () => faults.openWatches === 1);
     faults.dropWatches();
@@ -416,7 +417,7 @@ describe("listPodsVersioned and watchPods", () => {
   });
 
   test("a quiet watch outlives the request timeout: that bounds only the wait for the answer's headers", async () => {
-    const kube = await clientFor("token", {}, { timeoutMs: 50 });
+    const kube = await clientFor("token", { identity: "agent" }, { timeoutMs: 50 });
     const seen: Seen[] = [];
     const ac = new AbortController();
     const from = (await api.listPods()).resourceVersion;
@@ -432,7 +433,7 @@ describe("listPodsVersioned and watchPods", () => {
 
   test("no answer to the watch in time", async () => {
     faults.delay(30_000);
-    const kube = await viaFaults({ timeoutMs: 50 });
+    const kube = await viaFaults({ timeoutMs: 50 }, { identity: "agent" });
     const err = await failure(watch(kube, { resourceVersion: "0" }, []));
     expect(err.message).toBe(`Cannot watch pods from Kubernetes API "${faults.url}": no response within 50 ms`);
   });

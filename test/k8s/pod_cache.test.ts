@@ -1,6 +1,7 @@
 // The pod cache against a real kube-apiserver: its list, field-selected watch, resumes, bookmarks and the
 // 410 Expired that makes it list again are the server's. A cut stream, an answer held back and failing
-// answers come from the proxy in front of it (`api.faults()`). Each test watches a node of its own.
+// answers come from the proxy in front of it (`api.faults()`). Each test watches a node of its own, as the
+// node agent does (with its identity, kube-ipam-agent).
 import { afterAll, afterEach, beforeAll, beforeEach, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -26,8 +27,8 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "kube-ipam-pod-cache-"));
   api = await startKubeApiServer();
   faults = api.faults();
-  direct = new KubeClient(await loadKubeConfig(api.writeKubeconfig(join(dir, "direct"), "token")));
-  proxied = new KubeClient(await loadKubeConfig(api.writeKubeconfig(join(dir, "proxied"), "token", { server: faults.url })));
+  direct = new KubeClient(await loadKubeConfig(api.writeKubeconfig(join(dir, "direct"), "token", { identity: "agent" })));
+  proxied = new KubeClient(await loadKubeConfig(api.writeKubeconfig(join(dir, "proxied"), "token", { server: faults.url, identity: "agent" })));
 }, 90_000);
 
 afterAll(async () => {

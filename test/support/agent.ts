@@ -32,10 +32,23 @@ export function metricValue(text: string, name: string, labels: Record<string, s
   return sum;
 }
 
-export async function startAgent(dir: string, opts: { socket?: string; binary?: string; env?: Record<string, string> } = {}): Promise<Agent> {
+export interface StartAgentOptions {
+  readonly socket?: string;
+  readonly binary?: string;
+  readonly env?: Record<string, string>;
+  /** The agent's own identity (`--kubeconfig`): its pod cache reads through it. */
+  readonly kubeconfig?: string;
+}
+
+/**
+ * Starts the agent with its socket in `dir` (or opts.socket) and its /metrics on a free port, served as plain
+ * HTTP to all (`--auth none`): test/integration/endpoint_auth.test.ts tests the authenticated endpoint.
+ */
+export async function startAgent(dir: string, opts: StartAgentOptions = {}): Promise<Agent> {
   const socket = opts.socket ?? join(dir, "run", "agent.sock");
   const [port] = freePorts(1);
-  const proc = Bun.spawn([opts.binary ?? BINARY, "agent", "--socket", socket, "--metrics-addr", `127.0.0.1:${port}`], {
+  const identity = opts.kubeconfig ? ["--kubeconfig", opts.kubeconfig] : [];
+  const proc = Bun.spawn([opts.binary ?? BINARY, "agent", "--socket", socket, "--metrics-addr", `127.0.0.1:${port}`, "--auth", "none", ...identity], {
     stdin: "ignore",
     stdout: "ignore",
     stderr: "pipe",

@@ -141,9 +141,35 @@ export class RealCluster {
     return [...out.matchAll(/inet (\S+)/g)].map((m) => m[1]!);
   }
 
-  /** A metric's value from a kube-ipam endpoint on the node (the agent's 9154, the controller's 9153). */
+  readonly #tokens = new Map<string, string>();
+
+  /**
+   * A token of ServiceAccount kube-system/NAME, bound to ClusterRole `role` (made on first use), as an operator
+   * gives Prometheus or a person theirs: `kubectl create serviceaccount`, a binding, `kubectl create token`.
+   */
+  async tokenFor(name: string, role: string | undefined): Promise<string> {
+    const have = this.#tokens.get(name);
+    if (have) return have;
+    await this.kubectl(["-n", "kube-system", "create", "serviceaccount", name]);
+    if (role) await this.kubectl(["create", "clusterrolebinding", name, "--clusterrole", role, `--serviceaccount=kube-system:${name}`]);
+    const token = (await this.kubectlOk(["-n", "kube-system", "create", "token", name, "--duration", "1h"])).trim();
+    this.#tokens.set(name, token);
+    return token;
+  }
+
+  /** GET a kube-ipam endpoint on the node (HTTPS, certificate made at start, not verified). */
+  async endpoint(port: number, path: string, token?: string): Promise<{ status: number; body: string }> {
+    const res = await fetch(`https://127.0.0.1:${port}${path}`, {
+      headers: token ? { authorization: `Bearer ${token}` } : {}, tls: { rejectUnauthorized: false },
+    } as RequestInit);
+    return { status: res.status, body: await res.text() };
+  }
+
+  /** A metric's value from a kube-ipam endpoint on the node (the agent's 9154, the controller's 9153), scraped as Prometheus would. */
   async metric(port: number, name: string, labels: Record<string, string> = {}): Promise<number> {
-    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    const scrape = await this.endpoint(port, "/metrics", await this.tokenFor("kube-ipam-test-scraper", "kube-ipam-metrics-reader"));
+    if (scrape.status !== 200) throw new Error(`/metrics on port ${port}: HTTP ${scrape.status}: ${scrape.body}`);
+    const text = scrape.body;
     const want = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
     for (const line of text.split("\n")) {
       if (!line.startsWith(name)) continue;

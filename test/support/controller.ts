@@ -20,10 +20,14 @@ export interface Controller {
 
 /**
  * Starts `kube-ipam controller --conf path ...flags` with POD_NAME=name, so that its identity in the
- * leader key is `name/<pid>`; on `port` when given (a restart), else on a free one.
+ * leader key is `name/<pid>`; on `port` when given (a restart), else on a free one. Its endpoint is plain
+ * HTTP for all (`--auth none`) unless `flags` name another --auth or `opts.defaultAuth` leaves the default:
+ * test/integration/endpoint_auth.test.ts tests the authenticated one.
  */
-export function startController(name: string, path: string, flags: readonly string[], port = freePorts(1)[0]!): Controller {
-  const proc = Bun.spawn([BINARY, "controller", "--conf", path, "--metrics-addr", `127.0.0.1:${port}`, ...flags], {
+export function startController(name: string, path: string, flags: readonly string[], port = freePorts(1)[0]!,
+  opts: { defaultAuth?: boolean } = {}): Controller {
+  const auth = opts.defaultAuth || flags.some((f) => f.startsWith("--auth")) ? [] : ["--auth", "none"];
+  const proc = Bun.spawn([BINARY, "controller", "--conf", path, "--metrics-addr", `127.0.0.1:${port}`, ...auth, ...flags], {
     env: { PATH: process.env.PATH ?? "/usr/bin:/bin", POD_NAME: name },
     stdin: "ignore",
     stdout: "ignore",

@@ -9,7 +9,7 @@
 import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { metricValue } from "./agent.ts";
-import { manifest, MANIFEST_IMAGE, runPod, startClusterStandIns, waitReady, type ClusterStandIns, type RunningPod } from "./deploy_pods.ts";
+import { manifest, MANIFEST_IMAGE, runPod, scrape, startClusterStandIns, waitReady, type ClusterStandIns, type RunningPod } from "./deploy_pods.ts";
 import { onExit } from "./exit_cleanup.ts";
 import { buildImage, imageToolsMissing, type BuiltImage } from "./image.ts";
 import { startNodeView, type NodeView } from "./node_view.ts";
@@ -118,6 +118,7 @@ export async function startDaemonSetNode(nodeName: string, extraCleanup: () => v
       nodeName,
       serviceEnv: cluster.serviceEnv,
       secrets: cluster.secrets,
+      serviceAccount: cluster.serviceAccount(podSpec), // kube-ipam-agent's: the agent's own identity
       configMaps: cluster.configMaps,
       images: { [MANIFEST_IMAGE]: image.name },
       extraOptions: ["--label", label],
@@ -126,10 +127,11 @@ export async function startDaemonSetNode(nodeName: string, extraCleanup: () => v
     await waitReady(readiness, "the install-cni container's readiness probe", () => pod.logs("install-cni"));
     const metricsUrl = readiness.replace(/\/healthz$/, "/metrics");
     const nodeView = view;
+    const scraperToken = cluster.scraperToken;
     return {
       name: nodeName, label, run, dir: dir.path, host, cluster, image, podman, netDir, view, pod, installCni,
       async agentServed(verb) {
-        const text = await (await fetch(metricsUrl)).text();
+        const text = await scrape(metricsUrl, scraperToken);
         return metricValue(text, "kube_ipam_cni_request_duration_seconds_count", { verb });
       },
       logLines() {

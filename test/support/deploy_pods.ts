@@ -1,13 +1,14 @@
 // deploy/'s workloads run by podman as kubelet would run them on one node: the manifests parsed, their
-// Secrets and ConfigMap stood in for by test material (an etcd with mutual TLS, a real kube-apiserver and
-// its ServiceAccount kube-system/kube-ipam's token), init containers run to completion, then the containers. test/support/pod_spec.ts does the
-// translation.
+// Secrets and ConfigMap stood in for by test material (an etcd with mutual TLS, a real kube-apiserver, the
+// plugin's token in the Secret kube-ipam-plugin-token, and each pod's own service account token, the one of
+// the ServiceAccount its spec names), init containers run to completion, then the containers.
+// test/support/pod_spec.ts does the translation.
 import { mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { makeTestPki, type TestPki } from "./certs.ts";
 import { startEtcd, type EtcdServer } from "./etcd.ts";
 import { eventually } from "./eventually.ts";
-import { type KubeApiServer, startKubeApiServer } from "./kube_apiserver.ts";
+import { type Identity, type KubeApiServer, SERVICE_ACCOUNTS, startKubeApiServer } from "./kube_apiserver.ts";
 import { containerArgv, materializeVolumes, type PodContext } from "./pod_spec.ts";
 import type { Podman } from "./podman.ts";
 
@@ -37,7 +38,34 @@ export interface ClusterStandIns {
   readonly configMaps: PodContext["configMaps"];
   /** KUBERNETES_SERVICE_HOST/PORT as kubelet sets them: the API server on loopback (host network). */
   readonly serviceEnv: Readonly<Record<string, string>>;
+  /**
+   * The token kubelet would mount in a pod of `podSpec`: a token of its serviceAccountName, one of
+   * deploy/rbac.yaml's accounts (another name is an error: no token stands for it), and the API's CA.
+   */
+  serviceAccount(podSpec: Any): NonNullable<PodContext["serviceAccount"]>;
+  /** A token as Prometheus's: a ServiceAccount bound to deploy/rbac.yaml's kube-ipam-metrics-reader. */
+  readonly scraperToken: string;
   stop(): Promise<void>;
+}
+
+// kubelet's probes do not verify the endpoint's certificate (made at start, self-signed): neither do these.
+const UNVERIFIED = { rejectUnauthorized: false };
+
+/** A probe's answer: its HTTP status, or the error as text. */
+export async function probe(url: string): Promise<number | string> {
+  try {
+    return (await fetch(url, { signal: AbortSignal.timeout(2000), tls: UNVERIFIED } as RequestInit)).status;
+  } catch (e) {
+    return String(e);
+  }
+}
+
+/** `/metrics` at `url` scraped with `token`, as Prometheus does it; throws on any answer but 200. */
+export async function scrape(url: string, token: string): Promise<string> {
+  const res = await fetch(url, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(3000), tls: UNVERIFIED } as RequestInit);
+  const text = await res.text();
+  if (res.status !== 200) throw new Error(`${url}: HTTP ${res.status}: ${text}`);
+  return text;
 }
 
 const CONF_KEY = "10-kube-ipam.conf";
@@ -52,7 +80,9 @@ export async function startClusterStandIns(subnet: string): Promise<ClusterStand
   conf.ipam.etcdConfig.etcdURL = etcd.endpoint;
   Object.assign(conf.ipam, { subnet, rangeStart: `${net}.10`, rangeEnd: `${net}.200`, gateway: `${net}.1` });
   const pem = (path: string) => readFileSync(path, "utf8");
+  const scraperToken = await api.serviceAccountToken("monitoring", "prometheus", { clusterRole: "kube-ipam-metrics-reader", grants: "/metrics" });
   return {
+    scraperToken,
     pki,
     etcd,
     api,
@@ -63,6 +93,12 @@ export async function startClusterStandIns(subnet: string): Promise<ClusterStand
     },
     configMaps: { [configMap.metadata.name]: { [CONF_KEY]: JSON.stringify(conf, null, 2) } },
     serviceEnv: { KUBERNETES_SERVICE_HOST: "127.0.0.1", KUBERNETES_SERVICE_PORT: new URL(api.url).port },
+    serviceAccount(podSpec) {
+      const name: unknown = podSpec.serviceAccountName;
+      const identity = (Object.keys(SERVICE_ACCOUNTS) as Identity[]).find((i) => SERVICE_ACCOUNTS[i] === name);
+      if (!identity) throw new Error(`the pod spec's serviceAccountName "${String(name)}" is none of deploy/rbac.yaml's: no token stands for it`);
+      return { token: api.tokens[identity], caCrt: pem(api.pki.ca.cert) };
+    },
     async stop() {
       await api.stop();
       await etcd.stop();
@@ -107,13 +143,7 @@ export async function runPod(podman: Podman, podSpec: Any, ctx: PodContext,
  */
 export async function waitReady(url: string, what: string, diagnose: () => Promise<string>, withinMs = 30_000): Promise<void> {
   try {
-    await eventually(`${what}: ${url}`, async () => {
-      try {
-        return (await fetch(url, { signal: AbortSignal.timeout(2000) })).status;
-      } catch (e) {
-        return String(e);
-      }
-    }, (s) => s === 200, { withinMs, everyMs: 100 });
+    await eventually(`${what}: ${url}`, () => probe(url), (s) => s === 200, { withinMs, everyMs: 100 });
   } catch (e) {
     throw new Error(`${(e as Error).message}\n${await diagnose()}`);
   }

@@ -1,7 +1,7 @@
 // The setup most integration files share, registered once per file: a temporary directory, a real etcd on
 // loopback, and optionally a real kube-apiserver (test/support/kube_apiserver.ts, on an etcd of its own) with a
-// kubeconfig of kube-ipam's ServiceAccount for it. Read the fields inside tests
-// and hooks (they are set by beforeAll):
+// kubeconfig of the plugin's ServiceAccount for it (`env.api.writeKubeconfig(dir, "token", { identity })`
+// writes another component's). Read the fields inside tests and hooks (they are set by beforeAll):
 //   const env = useCluster({ kubeApi: true });
 //   test("...", () => runPlugin(etcdNetConf(env.etcd.endpoint, env.dir.path, { kubeConfig: env.kubeconfig }), ...));
 import { afterAll, beforeAll } from "bun:test";
@@ -15,8 +15,10 @@ export interface ClusterFixture {
   readonly etcd: EtcdServer;
   /** With `kubeApi: true` only. */
   readonly api: KubeApiServer;
-  /** A bearer-token kubeconfig for `api` (the ServiceAccount kube-system/kube-ipam); with `kubeApi: true` only. */
+  /** A bearer-token kubeconfig for `api` (the plugin's ServiceAccount, kube-system/kube-ipam-plugin); with `kubeApi: true` only. */
   readonly kubeconfig: string;
+  /** The controller's (for `kube-ipam controller` and gc: they list every pod); with `kubeApi: true` only. */
+  readonly controllerKubeconfig: string;
 }
 
 export function useCluster(opts: { kubeApi?: boolean; etcdArgs?: readonly string[] } = {}): ClusterFixture {
@@ -31,6 +33,7 @@ export function useCluster(opts: { kubeApi?: boolean; etcdArgs?: readonly string
     if (api) {
       env.api = api;
       env.kubeconfig = api.writeKubeconfig(join(env.dir.path, "kube"), "token");
+      env.controllerKubeconfig = api.writeKubeconfig(join(env.dir.path, "kube-controller"), "token", { identity: "controller" });
     }
   }, 90_000);
   afterAll(async () => {

@@ -3,14 +3,17 @@
 //
 //   const api = await startKubeApiServer();             // etcd + kube-apiserver, ready, RBAC of deploy/rbac.yaml applied
 //   const pod = await api.setPod(makePod({ namespace: "shop", name: "web-0", nodeName: "node-1" }));  // the server's object
-//   const kubeconfig = api.writeKubeconfig(dir, "token"); // the ServiceAccount kube-system/kube-ipam's token
+//   const kubeconfig = api.writeKubeconfig(dir, "token"); // the plugin's token (ServiceAccount kube-system/kube-ipam-plugin)
+//   const gc = api.writeKubeconfig(dir2, "token", { identity: "controller" }); // the controller's
 //   ... api.requests ...                                  // what the test identities asked, from the audit log
 //   await api.stop();
 //
 // Identities: the fixture acts as an admin (a client certificate in group system:masters) whose requests are
-// not recorded; the tested code acts as the ServiceAccount kube-system/kube-ipam (a bound token from the
-// TokenRequest API) or as the client-certificate user "kube-ipam-client-cert", both with exactly deploy/rbac.yaml's
-// ClusterRole; `noRightsToken` is a user without any binding (RBAC denials). No kubelet, scheduler or
+// not recorded; the tested code acts as the component it is, each with a bound token from the TokenRequest
+// API of its ServiceAccount in deploy/rbac.yaml (`api.tokens.plugin`, `.agent`, `.controller`; `api.token` is
+// the plugin's), or as the client-certificate user "kube-ipam-client-cert", with the plugin's ClusterRole;
+// `noRightsToken` is a user without any binding (RBAC denials). Each test runs a component with that
+// component's identity, so that the suite shows each identity's rights suffice. No kubelet, scheduler or
 // controller-manager runs: pods are API objects created with spec.nodeName set (or bound later through the
 // binding subresource), their status written through the status subresource.
 //
@@ -30,10 +33,29 @@ export { makePod, type MakePodOptions, makeStatefulSet } from "./kube_objects.ts
 
 export type KubeconfigVariant = "token" | "client-cert" | "token-file-paths";
 
+/** kube-ipam's components, each with its ServiceAccount in kube-system (deploy/rbac.yaml). */
+export type Identity = "plugin" | "agent" | "controller";
+
+export const SERVICE_ACCOUNTS: Readonly<Record<Identity, string>> = {
+  plugin: "kube-ipam-plugin",
+  agent: "kube-ipam-agent",
+  controller: "kube-ipam-controller",
+};
+
+/** The user name the API gives each component's token (and names in its Forbidden messages). */
+export const USERS: Readonly<Record<Identity, string>> = {
+  plugin: `system:serviceaccount:kube-system:${SERVICE_ACCOUNTS.plugin}`,
+  agent: `system:serviceaccount:kube-system:${SERVICE_ACCOUNTS.agent}`,
+  controller: `system:serviceaccount:kube-system:${SERVICE_ACCOUNTS.controller}`,
+};
+export const PLUGIN_USER = USERS.plugin;
+
 export interface WriteKubeconfigOptions {
   /** "data" embeds certificates and token; "paths" writes them beside the kubeconfig, referenced relatively. */
   readonly form?: "data" | "paths";
-  /** Token to put in the kubeconfig; default the ServiceAccount's. */
+  /** Whose token to put in the kubeconfig; default "plugin". */
+  readonly identity?: Identity;
+  /** Token to put in the kubeconfig instead (e.g. `noRightsToken`, a wrong one). */
   readonly token?: string;
   /** Client certificate for "client-cert"; default the one of user "kube-ipam-client-cert". */
   readonly client?: CertPair;
@@ -49,9 +71,7 @@ const ETCD_BUILD_SCRIPT = join(REPO, "scripts/cluster/build-etcd.sh");
 const READY_MS = 60_000;
 const ATTEMPTS = 3;
 
-/** The ServiceAccount kube-ipam runs as (deploy/rbac.yaml). */
-export const SERVICE_ACCOUNT_USER = "system:serviceaccount:kube-system:kube-ipam";
-/** The client-certificate user bound to deploy/rbac.yaml's ClusterRole. */
+/** The client-certificate user bound to deploy/rbac.yaml's ClusterRole of the plugin. */
 export const CERT_USER = "kube-ipam-client-cert";
 /** A user the server knows (static token) and RBAC grants nothing. */
 export const NO_RIGHTS_USER = "no-rights";
@@ -128,11 +148,13 @@ type Json = Record<string, any>;
 export class KubeApiServer {
   readonly url: string;
   readonly pki: TestPki;
-  /** The bound token of ServiceAccount kube-system/kube-ipam (deploy/rbac.yaml's rights). */
+  /** A bound token of each component's ServiceAccount (deploy/rbac.yaml's rights). */
+  readonly tokens: Readonly<Record<Identity, string>>;
+  /** The plugin's token (`tokens.plugin`). */
   readonly token: string;
   /** A token of user "no-rights", whom RBAC grants nothing. */
   readonly noRightsToken: string;
-  /** The client certificate of user "kube-ipam-client-cert" (deploy/rbac.yaml's rights). */
+  /** The client certificate of user "kube-ipam-client-cert" (the plugin's rights in deploy/rbac.yaml). */
   readonly clientCert: CertPair;
   /** The fixture's own identity (group system:masters: every right); its requests are not in `requests`. */
   readonly adminCert: CertPair;
@@ -153,7 +175,7 @@ export class KubeApiServer {
   /** Use startKubeApiServer(). */
   constructor(init: {
     url: string; pki: TestPki; admin: CertPair; clientCert: CertPair; etcd: EtcdServer; dir: string; args: string[];
-    proc: Subprocess; token: string; noRightsToken: string;
+    proc: Subprocess; tokens: Readonly<Record<Identity, string>>; noRightsToken: string;
   }) {
     this.url = init.url;
     this.pki = init.pki;
@@ -163,7 +185,8 @@ export class KubeApiServer {
     this.#dir = init.dir;
     this.#args = init.args;
     this.#proc = init.proc;
-    this.token = init.token;
+    this.tokens = init.tokens;
+    this.token = init.tokens.plugin;
     this.noRightsToken = init.noRightsToken;
     this.#auditPath = join(init.dir, "audit.log");
     this.#tls = {
@@ -299,6 +322,45 @@ export class KubeApiServer {
     return true;
   }
 
+  /**
+   * A token of ServiceAccount `namespace/name` (created unless it exists), bound to ClusterRole `clusterRole`
+   * when given, as an operator gives Prometheus or a person theirs; resolves once RBAC grants the binding
+   * (`grants`, a non-resource URL the role allows, is checked with a SubjectAccessReview).
+   */
+  async serviceAccountToken(namespace: string, name: string, bind?: { clusterRole: string; grants: string }): Promise<string> {
+    await this.ensureNamespace(namespace);
+    const sa = await this.#call("POST", `/api/v1/namespaces/${enc(namespace)}/serviceaccounts`, { apiVersion: "v1", kind: "ServiceAccount", metadata: { name } });
+    if (sa.status !== 201 && sa.status !== 409) throw apiError("POST", `serviceaccounts/${name}`, sa);
+    if (bind) {
+      const bound = await this.#call("POST", "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", {
+        apiVersion: "rbac.authorization.k8s.io/v1", kind: "ClusterRoleBinding", metadata: { name: `${namespace}.${name}.${bind.clusterRole}` },
+        roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: bind.clusterRole },
+        subjects: [{ kind: "ServiceAccount", name, namespace }],
+      });
+      if (bound.status !== 201 && bound.status !== 409) throw apiError("POST", `clusterrolebindings (${bind.clusterRole})`, bound);
+    }
+    const minted = await this.#call("POST", `/api/v1/namespaces/${enc(namespace)}/serviceaccounts/${enc(name)}/token`, {
+      apiVersion: "authentication.k8s.io/v1", kind: "TokenRequest", spec: { expirationSeconds: 3600 },
+    });
+    if (minted.status !== 201) throw apiError("POST", `serviceaccounts/${name}/token`, minted);
+    if (bind) {
+      // RBAC reads its bindings from an informer.
+      const user = `system:serviceaccount:${namespace}:${name}`;
+      const groups = ["system:serviceaccounts", `system:serviceaccounts:${namespace}`, "system:authenticated"];
+      const until = Date.now() + 20_000;
+      for (;;) {
+        const review = await this.#call("POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews", {
+          apiVersion: "authorization.k8s.io/v1", kind: "SubjectAccessReview",
+          spec: { user, groups, nonResourceAttributes: { path: bind.grants, verb: "get" } },
+        });
+        if (review.body?.status?.allowed === true) break;
+        if (Date.now() > until) throw new Error(`${user} was not granted get ${bind.grants} through ${bind.clusterRole}`);
+        await Bun.sleep(50);
+      }
+    }
+    return minted.body.status.token as string;
+  }
+
   /** Creates the namespace (and its "default" ServiceAccount, which pod admission requires) unless it exists. */
   async ensureNamespace(namespace: string): Promise<void> {
     if (this.#namespaces.has(namespace)) return;
@@ -388,7 +450,7 @@ export class KubeApiServer {
    */
   /**
    * Applies deploy/kubernetes-datastore.yaml (kube-ipam's custom resources and the rights to them) and waits
-   * until the resources are served and RBAC grants them to the ServiceAccount.
+   * until the resources are served and RBAC grants them to the plugin and the controller.
    */
   async installDatastore(): Promise<void> {
     const docs = await applyManifest((m, p, b) => this.request(m, p, b), "kubernetes-datastore.yaml");
@@ -414,13 +476,18 @@ export class KubeApiServer {
       }
     }
     const ca = readFileSync(this.pki.ca.cert, "utf8");
-    const probes = ["/apis/kube-ipam.io/v1alpha1/ipallocations?limit=1", "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/kube-ipam-controller"];
-    for (const path of probes) {
+    // RBAC reads its bindings from an informer: wait until each identity's last right is granted.
+    const probes: [Identity, string][] = [
+      ["plugin", "/apis/kube-ipam.io/v1alpha1/ipallocations?limit=1"],
+      ["controller", "/apis/kube-ipam.io/v1alpha1/ipallocations?limit=1"],
+      ["controller", "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/kube-ipam-controller"],
+    ];
+    for (const [identity, path] of probes) {
       for (;;) {
-        const res = await fetch(`${this.url}${path}`, { headers: { Authorization: `Bearer ${this.token}` }, tls: { ca } } as RequestInit);
+        const res = await fetch(`${this.url}${path}`, { headers: { Authorization: `Bearer ${this.tokens[identity]}` }, tls: { ca } } as RequestInit);
         await res.arrayBuffer();
         if (res.status === 200 || res.status === 404) break;
-        if (Date.now() > until) throw new Error(`the ServiceAccount was not granted ${path}: HTTP ${res.status}`);
+        if (Date.now() > until) throw new Error(`the ${identity}'s ServiceAccount was not granted ${path}: HTTP ${res.status}`);
         await Bun.sleep(50);
       }
     }
@@ -491,10 +558,10 @@ export class KubeApiServer {
     }
   }
 
-  /** Writes a kubeconfig for this server in dir and returns its path. */
+  /** Writes a kubeconfig for this server in dir and returns its path; a token is `options.identity`'s (the plugin's). */
   writeKubeconfig(dir: string, variant: KubeconfigVariant, options: WriteKubeconfigOptions = {}): string {
     return writeKubeconfigFile(dir, variant, {
-      server: options.server ?? this.url, ca: this.pki.ca.cert, token: options.token ?? this.token,
+      server: options.server ?? this.url, ca: this.pki.ca.cert, token: options.token ?? this.tokens[options.identity ?? "plugin"],
       client: options.client ?? this.clientCert, form: options.form, file: options.file,
     });
   }
@@ -699,7 +766,7 @@ export interface StartKubeApiServerOptions {
 
 /**
  * Starts etcd and kube-apiserver on free loopback ports (new ports when one was taken in between), waits for
- * /readyz, applies deploy/rbac.yaml, mints the ServiceAccount's token and waits until RBAC grants it.
+ * /readyz, applies deploy/rbac.yaml, mints a token of each ServiceAccount and waits until RBAC grants them.
  */
 export async function startKubeApiServer(options: StartKubeApiServerOptions = {}): Promise<KubeApiServer> {
   kubeBinDir(); // fails first, and clearly, when the programs cannot be built
@@ -745,7 +812,7 @@ export async function startKubeApiServer(options: StartKubeApiServerOptions = {}
         if (e instanceof StartError && e.portTaken && attempt < ATTEMPTS) continue;
         throw e;
       }
-      const api = new KubeApiServer({ url, pki, admin, clientCert, etcd, dir, args, proc, token: "", noRightsToken });
+      const api = new KubeApiServer({ url, pki, admin, clientCert, etcd, dir, args, proc, tokens: { plugin: "", agent: "", controller: "" }, noRightsToken });
       removeOnExit(); // the server's own exit hook removes dir from now on
       try {
         await bootstrap(api, clientCert);
@@ -770,29 +837,38 @@ async function bootstrap(api: KubeApiServer, clientCert: CertPair): Promise<void
   const binding = {
     apiVersion: "rbac.authorization.k8s.io/v1", kind: "ClusterRoleBinding",
     metadata: { name: "kube-ipam-client-cert" },
-    roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "kube-ipam" },
+    roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: SERVICE_ACCOUNTS.plugin },
     subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "User", name: CERT_USER }],
   };
   const bound = await call("POST", "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings", binding);
   if (bound.status !== 201) throw apiError("POST", "clusterrolebindings", bound);
-  const minted = await call("POST", "/api/v1/namespaces/kube-system/serviceaccounts/kube-ipam/token", {
-    apiVersion: "authentication.k8s.io/v1", kind: "TokenRequest", spec: { expirationSeconds: 2 * 86400 },
-  });
-  if (minted.status !== 201) throw apiError("POST", "serviceaccounts/kube-ipam/token", minted);
-  (api as { token: string }).token = minted.body.status.token;
+  const tokens = {} as Record<Identity, string>;
+  for (const [identity, account] of Object.entries(SERVICE_ACCOUNTS) as [Identity, string][]) {
+    const minted = await call("POST", `/api/v1/namespaces/kube-system/serviceaccounts/${account}/token`, {
+      apiVersion: "authentication.k8s.io/v1", kind: "TokenRequest", spec: { expirationSeconds: 2 * 86400 },
+    });
+    if (minted.status !== 201) throw apiError("POST", `serviceaccounts/${account}/token`, minted);
+    tokens[identity] = minted.body.status.token;
+  }
+  Object.assign(api, { tokens, token: tokens.plugin });
   await api.ensureNamespace("default");
-  // RBAC reads its bindings from an informer: wait until both identities are granted.
+  // RBAC reads its bindings from an informer: wait until every identity is granted. A GET of a pod that does
+  // not exist is 404 to an identity that may get pods, 403 to one that may not (yet).
   const ca = readFileSync(api.pki.ca.cert, "utf8");
-  const probes: [string, RequestInit & { tls?: unknown }][] = [
-    ["token", { headers: { Authorization: `Bearer ${api.token}` }, tls: { ca } }],
-    ["client certificate", { tls: { ca, cert: readFileSync(clientCert.cert, "utf8"), key: readFileSync(clientCert.key, "utf8") } }],
+  const bearer = (identity: Identity) => ({ headers: { Authorization: `Bearer ${tokens[identity]}` }, tls: { ca } });
+  const probes: [string, string, RequestInit & { tls?: unknown }][] = [
+    ["plugin's token", "/api/v1/namespaces/default/pods/kube-ipam-rbac-probe", bearer("plugin")],
+    ["agent's token", "/api/v1/pods?limit=1", bearer("agent")],
+    ["controller's token", "/apis/apps/v1/statefulsets?limit=1", bearer("controller")],
+    ["client certificate", "/api/v1/namespaces/default/pods/kube-ipam-rbac-probe",
+      { tls: { ca, cert: readFileSync(clientCert.cert, "utf8"), key: readFileSync(clientCert.key, "utf8") } }],
   ];
   const until = Date.now() + 20_000;
-  for (const [what, init] of probes) {
+  for (const [what, path, init] of probes) {
     for (;;) {
-      const res = await fetch(`${api.url}/api/v1/namespaces/default/pods?limit=1`, init as RequestInit);
+      const res = await fetch(`${api.url}${path}`, init as RequestInit);
       await res.arrayBuffer();
-      if (res.status === 200) break;
+      if (res.status === 200 || res.status === 404) break;
       if (Date.now() > until) throw new Error(`the ${what} identity was not granted deploy/rbac.yaml's rights: HTTP ${res.status}`);
       await Bun.sleep(50);
     }

@@ -1,8 +1,9 @@
 // The setup the kube_store_*.test.ts files share: one real kube-apiserver per file with kube-ipam's custom
-// resources applied (deploy/kubernetes-datastore.yaml), the ServiceAccount's token kubeconfig (what the
-// plugin, the agent and the controller run with) and an operator's kubeconfig (the fixture's admin
-// certificate, group system:masters: the identity `kube-ipam reserve` needs, since the ServiceAccount only
-// reads reservations). Networks on the Kubernetes store share the API's cluster-wide objects, so each test
+// resources applied (deploy/kubernetes-datastore.yaml), the plugin's token kubeconfig (what the plugin runs
+// with, and the node agent for the store), the controller's (what `kube-ipam controller` and gc run with:
+// `asController`) and an operator's kubeconfig (the fixture's admin certificate, group system:masters: the
+// identity `kube-ipam reserve` needs, since kube-ipam's own accounts only read reservations). Networks on
+// the Kubernetes store share the API's cluster-wide objects, so each test
 // uses a network name of its own; reservations are cluster-wide too, and `clearReservations` removes them.
 //   const env = useKubeDatastore();
 //   test("...", () => runPlugin(kubeNetConf(env, { subnet: "10.61.0.0/24" }), { command: "ADD", ... }));
@@ -15,8 +16,10 @@ import { type CniReply, runCli, tempDir } from "./plugin.ts";
 export interface KubeDatastore {
   readonly dir: ReturnType<typeof tempDir>;
   readonly api: KubeApiServer;
-  /** The ServiceAccount kube-system/kube-ipam's bearer token (deploy/'s rights). */
+  /** The plugin's bearer token (ServiceAccount kube-system/kube-ipam-plugin, deploy/'s rights). */
   readonly kubeconfig: string;
+  /** The controller's bearer token (ServiceAccount kube-system/kube-ipam-controller). */
+  readonly controllerKubeconfig: string;
   /** The fixture's admin certificate: every right, and not in `api.requests`. */
   readonly adminKubeconfig: string;
 }
@@ -28,6 +31,7 @@ export function useKubeDatastore(): KubeDatastore {
     env.api = await startKubeApiServer();
     await env.api.installDatastore();
     env.kubeconfig = env.api.writeKubeconfig(join(env.dir.path, "kube"), "token");
+    env.controllerKubeconfig = env.api.writeKubeconfig(join(env.dir.path, "kube-controller"), "token", { identity: "controller" });
     env.adminKubeconfig = env.api.writeKubeconfig(join(env.dir.path, "kube-admin"), "client-cert", { client: env.api.adminCert });
   }, 90_000);
   afterAll(async () => {
@@ -72,6 +76,14 @@ export function writeConf(env: KubeDatastore, conf: unknown): string {
   const path = join(env.dir.path, `conf-${files++}.conf`);
   writeFileSync(path, JSON.stringify(conf));
   return path;
+}
+
+/**
+ * `conf` as the controller (and gc) run with it: the same network, the controller's kubeconfig. In its pod
+ * the controller has no host kubeconfig and uses its service account for the store and the cluster alike.
+ */
+export function asController(env: KubeDatastore, conf: KubeConf): KubeConf {
+  return { ...conf, ipam: { ...conf.ipam, kubeConfig: env.controllerKubeconfig } };
 }
 
 /** `conf` as the operator runs the CLI with it: the same network, the admin's kubeconfig. */

@@ -37,7 +37,8 @@ export const SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccoun
 const SERVICE_ACCOUNT_VOLUME = "kube-api-access (automounted)";
 
 // Fields with no effect on one container run by a test on one host, and why.
-const IGNORED_POD = new Set(["priorityClassName", "tolerations", "affinity", "serviceAccountName",
+const IGNORED_POD = new Set(["priorityClassName", "tolerations", "affinity",
+  "serviceAccountName" /* ctx.serviceAccount is that account's token (deploy_pods.ts picks it) */,
   "terminationGracePeriodSeconds" /* used by stopTimeout() */, "dnsPolicy" /* resolv.conf only */,
   "automountServiceAccountToken" /* read by materializeVolumes */]);
 const HANDLED_POD = new Set(["hostNetwork", "securityContext", "initContainers", "containers", "volumes"]);

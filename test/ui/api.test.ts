@@ -21,7 +21,7 @@ async function healthy(c: Controller): Promise<void> {
 
 beforeAll(async () => {
   scene = await buildScene(env);
-  controller = startController("api", scene.web.path, ["--kubeconfig", env.kubeconfig, "--gc-interval", "1h"]);
+  controller = startController("api", scene.web.path, ["--kubeconfig", env.controllerKubeconfig, "--gc-interval", "1h"]);
   await healthy(controller);
   base = `http://127.0.0.1:${controller.port}`;
 });
@@ -173,7 +173,7 @@ describe("the dashboard's JSON API", () => {
     const member = cluster.members[0]!;
     const prefix = `/ui-drop-${process.pid}`;
     const net = netFile(env, prefix, "drop", { subnet: "10.31.0.0/24", etcdConfig: { etcdURL: member.clientURL, etcdPrefix: prefix } });
-    const c = startController("drop", net.path, ["--kubeconfig", env.kubeconfig, "--gc-interval", "1h"]);
+    const c = startController("drop", net.path, ["--kubeconfig", env.controllerKubeconfig, "--gc-interval", "1h"]);
     try {
       await healthy(c);
       const url = `http://127.0.0.1:${c.port}`;
@@ -215,7 +215,7 @@ describe("the dashboard's JSON API", () => {
 
   test("--ui false serves no dashboard, only /metrics and /healthz", async () => {
     for (const flag of [["--ui", "false"], ["--ui=false"]]) {
-      const c = startController("no-ui", scene.web.path, ["--kubeconfig", env.kubeconfig, "--gc-interval", "1h", ...flag]);
+      const c = startController("no-ui", scene.web.path, ["--kubeconfig", env.controllerKubeconfig, "--gc-interval", "1h", ...flag]);
       try {
         await healthy(c);
         const url = `http://127.0.0.1:${c.port}`;

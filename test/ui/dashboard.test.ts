@@ -23,7 +23,7 @@ let page: Page;
 let base: string;
 
 function start(port?: number): Controller {
-  return startController("dashboard", scene.web.path, ["--kubeconfig", env.kubeconfig, "--gc-interval", "1h"], port);
+  return startController("dashboard", scene.web.path, ["--kubeconfig", env.controllerKubeconfig, "--gc-interval", "1h"], port);
 }
 
 async function healthy(c: Controller): Promise<void> {

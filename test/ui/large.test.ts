@@ -39,7 +39,7 @@ beforeAll(async () => {
   });
   const reserve = await runCli(["reserve", "bulk", "10.70.0.0/16", "10.75.3.0-10.75.3.99", "--conf", big.path]);
   if (reserve.exitCode !== 0) throw new Error(reserve.stderr);
-  controller = startController("large", big.path, ["--kubeconfig", env.kubeconfig, "--gc-interval", "1h"]);
+  controller = startController("large", big.path, ["--kubeconfig", env.controllerKubeconfig, "--gc-interval", "1h"]);
   base = `http://127.0.0.1:${controller.port}`;
   await eventually("the controller answers", () => fetch(`${base}/healthz`).then((r) => r.ok, () => false), (ok) => ok);
 });

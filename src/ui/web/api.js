@@ -9,6 +9,12 @@ async function get(path) {
   } catch (e) {
     throw new ApiError(`The controller does not answer (${e.message})`);
   }
+  // The login expired (the token's cache ran out and the token is no longer valid): the page itself then
+  // answers with the login form.
+  if (res.status === 401) {
+    location.reload();
+    throw new ApiError("Logged out: log in again");
+  }
   const body = await res.json().catch(() => null);
   if (!res.ok) throw new ApiError(body?.error ?? `${path}: HTTP ${res.status}`);
   return body;
