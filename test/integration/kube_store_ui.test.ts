@@ -171,8 +171,8 @@ describe("the dashboard's JSON API on the Kubernetes store", () => {
   test("a watch broken while the API stays up: the stream says reconnecting, and the address handed out meanwhile still arrives", async () => {
     const faults = env.api.faults();
     const proxied = env.api.writeKubeconfig(join(env.dir.path, "kube-proxied"), "token", { server: faults.url, identity: "controller" });
-    const conf: KubeConf = { ...web.conf, ipam: { ...web.conf.ipam, kubeConfig: proxied } };
-    const c = startController("ui-proxied", writeConf(env, conf), ["--kubeconfig", env.controllerKubeconfig, "--gc-interval", "1h"]);
+    // The controller's --kubeconfig is its identity for everything, its store's watches included.
+    const c = startController("ui-proxied", writeConf(env, web.conf), ["--kubeconfig", proxied, "--gc-interval", "1h"]);
     try {
       await healthy(c);
       const url = `http://127.0.0.1:${c.port}`;
