@@ -5,7 +5,7 @@
 import type { Server } from "bun";
 import type { Logger } from "../log/logger.ts";
 import { LogLimit } from "../log/log_limit.ts";
-import { MAX_TOKEN_BYTES, type RequestAuthorizer, type Verdict } from "./kube_auth.ts";
+import { AUTHORIZED_TTL_MS, MAX_TOKEN_BYTES, type RequestAuthorizer, type Verdict } from "./kube_auth.ts";
 
 export interface EndpointSecurity {
   /** Undefined: `--auth none`, everyone is served. */
@@ -49,7 +49,13 @@ export function requestToken(req: Request): string | undefined {
   }
   for (const part of (req.headers.get("cookie") ?? "").split(";")) {
     const eq = part.indexOf("=");
-    if (eq > 0 && part.slice(0, eq).trim() === TOKEN_COOKIE) return decodeURIComponent(part.slice(eq + 1).trim()) || undefined;
+    if (eq > 0 && part.slice(0, eq).trim() === TOKEN_COOKIE) {
+      try {
+        return decodeURIComponent(part.slice(eq + 1).trim()) || undefined;
+      } catch {
+        return undefined; // not ours: refused as no token
+      }
+    }
   }
   return undefined;
 }
@@ -66,7 +72,10 @@ class RefusalLog {
   note(verdict: Verdict & { allowed: false }, url: string, client: string): void {
     const kind = `${verdict.status} ${verdict.user ?? "(no user)"} ${url} ${client}`;
     if (!this.#limit.take(kind)) return;
-    this.log.warn("refused a request", { status: verdict.status, reason: verdict.reason, url, client, ...(verdict.user ? { user: verdict.user } : {}) });
+    this.log.warn("refused a request", {
+      status: verdict.status, reason: verdict.reason, url, client, ...(verdict.user ? { user: verdict.user } : {}),
+      ...(verdict.detail ? { detail: verdict.detail } : {}),
+    });
   }
 }
 
@@ -98,6 +107,47 @@ function loginPage(status: number, message: string): Response {
 </form>
 </body></html>
 `, { status, headers: LOGIN_HEADERS });
+}
+
+/** A form posted by another site's page (the browser says so); a client that says nothing is not a browser. */
+function crossSite(req: Request): boolean {
+  const site = req.headers.get("sec-fetch-site");
+  if (site !== null) return site !== "same-origin" && site !== "none";
+  const origin = req.headers.get("origin");
+  if (origin === null) return false;
+  try {
+    return new URL(origin).host !== (req.headers.get("host") ?? "");
+  } catch {
+    return true;
+  }
+}
+
+/**
+ * A stream (the dashboard's live events) is authorized once, when it opens: it ends after an authorized
+ * decision's lifetime, and the browser's reconnect is checked anew, so a removed binding or an expired token
+ * stops it too.
+ */
+function expiring(res: Response): Response {
+  if (!res.body || !(res.headers.get("content-type") ?? "").startsWith("text/event-stream")) return res;
+  const reader = res.body.getReader();
+  const until = Date.now() + AUTHORIZED_TTL_MS;
+  const body = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const left = until - Date.now();
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const ended = new Promise<"ended">((resolve) => (timer = setTimeout(() => resolve("ended"), Math.max(0, left))));
+      const next = await Promise.race([reader.read(), ended]);
+      clearTimeout(timer);
+      if (next === "ended" || next.done) {
+        void reader.cancel();
+        controller.close();
+        return;
+      }
+      controller.enqueue(next.value);
+    },
+    cancel: (reason) => reader.cancel(reason),
+  });
+  return new Response(body, { status: res.status, headers: res.headers });
 }
 
 function wantsPage(req: Request): boolean {
@@ -134,18 +184,26 @@ export function serveEndpoint(opts: EndpointOptions): Server<undefined> {
     port: opts.port,
     // Nothing served takes a body but the login form: a larger one is refused before it is read.
     maxRequestBodySize: MAX_BODY_BYTES,
+    development: false,
+    error(e) {
+      opts.log.error("endpoint: a request failed", { error: String((e as Error)?.stack ?? e) });
+      return text(500, "Internal error (see the log)");
+    },
     ...(opts.security.tls ? { tls: opts.security.tls } : {}),
     fetch: async (req, server) => {
       const path = new URL(req.url).pathname;
       if (path === "/healthz") return text(200, "ok");
       if (!authorizer) return opts.handle(req, server);
+      if (opts.dashboard && (path === "/login" || path === "/logout") && req.method === "POST" && crossSite(req)) {
+        return text(403, "Forbidden: a login or logout from another site");
+      }
       if (opts.dashboard && path === "/login" && req.method === "POST") return login(req, server);
       if (opts.dashboard && path === "/logout" && req.method === "POST") {
         return new Response(null, { status: 303, headers: { location: "/", "set-cookie": `${TOKEN_COOKIE}=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Strict` } });
       }
       const url = authorizationUrl(path);
       const verdict = await authorizer.check(requestToken(req), url);
-      if (verdict.allowed) return opts.handle(req, server);
+      if (verdict.allowed) return expiring(await opts.handle(req, server));
       refusals.note(verdict, url, server.requestIP(req)?.address ?? "");
       if (opts.dashboard && url === DASHBOARD_URL && wantsPage(req) && (verdict.status === 401 || verdict.status === 403)) {
         return loginPage(verdict.status, verdict.status === 401 ? "Log in to see the dashboard." : `Refused: ${verdict.reason}.`);

@@ -17,7 +17,11 @@ export interface UserInfo {
 
 export type Verdict =
   | { readonly allowed: true; readonly user: string }
-  | { readonly allowed: false; readonly status: 401 | 403 | 429 | 503; readonly reason: string; readonly user?: string };
+  | {
+    readonly allowed: false; readonly status: 401 | 403 | 429 | 503; readonly reason: string; readonly user?: string;
+    /** For the log only: what the API said (its address, its identity), not for a client that has no token. */
+    readonly detail?: string;
+  };
 
 /** Decides requests: `check(token, url)` where url is the non-resource URL the request stands for. */
 export interface RequestAuthorizer {
@@ -25,7 +29,7 @@ export interface RequestAuthorizer {
 }
 
 const AUTHENTICATED_TTL_MS = 120_000;
-const AUTHORIZED_TTL_MS = 300_000;
+export const AUTHORIZED_TTL_MS = 300_000;
 const REFUSED_TTL_MS = 30_000;
 /** Entries per cache: a flood of made-up tokens evicts old entries rather than growing memory. */
 const CACHE_ENTRIES = 4096;
@@ -150,5 +154,8 @@ class Busy extends Error {}
 
 function unavailable(e: unknown, user?: string): Verdict {
   if (e instanceof Busy) return { allowed: false, status: 429, reason: "too many token checks at once", ...(user ? { user } : {}) };
-  return { allowed: false, status: 503, reason: `cannot check the token with the Kubernetes API: ${(e as Error).message}`, ...(user ? { user } : {}) };
+  return {
+    allowed: false, status: 503, reason: "cannot check the token with the Kubernetes API now", detail: (e as Error).message,
+    ...(user ? { user } : {}),
+  };
 }

@@ -106,7 +106,8 @@ export function selfSignedCertificate(names: readonly string[], now = new Date()
   const { publicKey, privateKey } = generateKeyPairSync("ec", { namedCurve: "prime256v1" });
   const subject = seq(set(seq(oid("2.5.4.3"), utf8("kube-ipam"))));
   const serial = randomBytes(16);
-  serial[0]! &= 0x7f;
+  // Positive and of minimal length (DER): Go's parser, Prometheus's, rejects a leading zero byte.
+  serial[0] = (serial[0]! & 0x7f) | 0x40;
   const tbs = seq(
     explicit(0, integer(new Uint8Array([2]))), // v3
     integer(serial),

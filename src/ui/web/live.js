@@ -16,6 +16,8 @@ export function connectLive(handlers) {
     source.addEventListener("error", () => {
       handlers.onConnection("down");
       if (source.readyState === EventSource.CLOSED && !closed) {
+        // Refused (the login ended): the page itself answers with the login form.
+        fetch("/api/status", { cache: "no-store" }).then((r) => r.status === 401 && location.reload(), () => undefined);
         clearTimeout(retry);
         retry = setTimeout(open, 2000);
       }
