@@ -26,6 +26,8 @@ export async function agentCommand(flags: ParsedFlags): Promise<string> {
   if (!socket.startsWith("/")) throw new UsageError(`--socket "${socket}" is not an absolute path`);
   const addr = flags.values.get("metrics-addr");
   const metrics = addr === undefined ? undefined : parseAddr(addr);
+  const stray = ENDPOINT_VALUED.find((f) => flags.values.has(f));
+  if (!metrics && stray) throw new UsageError(`--${stray} is a flag of the agent's /metrics endpoint: add --metrics-addr HOST:PORT`);
   // Its own lines go to stderr (the container log); each request's line goes to the log file its
   // network config names, as the plugin's would.
   const log = new Logger(undefined, "info");

@@ -255,5 +255,8 @@ describe("the agent's /metrics", () => {
     expect(r.exitCode).toBe(2);
     expect(r.stderr).toContain("--auth kubernetes (the default) needs a Kubernetes API to check tokens with: pass --kubeconfig FILE");
     expect(r.stderr).toContain("or pass --auth none");
+    const stray = await runCli(["agent", "--socket", join(dir.path, "agent3", "agent.sock"), "--auth", "none"]);
+    expect(stray.exitCode).toBe(2);
+    expect(stray.stderr).toContain("--auth is a flag of the agent's /metrics endpoint: add --metrics-addr HOST:PORT");
   });
 });
