@@ -35,13 +35,14 @@ function makeCa(dir: string, name: string): CertPair {
   return { cert, key };
 }
 
-function makeLeaf(dir: string, name: string, ca: CertPair, usage: "server" | "client", subject = `/CN=${name}`): CertPair {
+function makeLeaf(dir: string, name: string, ca: CertPair, usage: "server" | "client", subject = `/CN=${name}`,
+  serverAddresses: readonly string[] = []): CertPair {
   const key = join(dir, `${name}.key`);
   const csr = join(dir, `${name}.csr`);
   const cert = join(dir, `${name}.pem`);
   const ext = join(dir, `${name}.ext`);
   writeFileSync(ext, usage === "server"
-    ? "subjectAltName=IP:127.0.0.1,IP:::1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n"
+    ? `subjectAltName=${["127.0.0.1", "::1", ...serverAddresses].map((a) => `IP:${a}`).join(",")},DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n`
     : "extendedKeyUsage=clientAuth\n");
   openssl(["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
     "-keyout", key, "-out", csr, "-subj", subject], dir);
@@ -50,15 +51,15 @@ function makeLeaf(dir: string, name: string, ca: CertPair, usage: "server" | "cl
   return { cert, key };
 }
 
-/** Creates a fresh PKI in a temporary directory. */
-export function makeTestPki(): TestPki {
+/** Creates a fresh PKI in a temporary directory; the server certificate names loopback and `serverAddresses`. */
+export function makeTestPki(serverAddresses: readonly string[] = []): TestPki {
   const dir = mkdtempSync(join(tmpdir(), "kube-ipam-pki-"));
   const ca = makeCa(dir, "ca");
   const otherCa = makeCa(dir, "other-ca");
   return {
     dir,
     ca,
-    server: makeLeaf(dir, "server", ca, "server"),
+    server: makeLeaf(dir, "server", ca, "server", "/CN=server", serverAddresses),
     client: makeLeaf(dir, "client", ca, "client"),
     otherCa,
     strangerClient: makeLeaf(dir, "stranger", otherCa, "client"),

@@ -762,6 +762,11 @@ export interface StartKubeApiServerOptions {
   readonly args?: readonly string[];
   /** Where etcd's data directory is made (the bench: on disk, as in production); default tmpfs. */
   readonly etcdDataDir?: string;
+  /**
+   * An address of this machine the server also answers at, beyond loopback (it binds every address and its
+   * certificate names this one): the chaos bed's hosts, in network namespaces, reach it there.
+   */
+  readonly reachableAt?: string;
 }
 
 /**
@@ -771,7 +776,7 @@ export interface StartKubeApiServerOptions {
 export async function startKubeApiServer(options: StartKubeApiServerOptions = {}): Promise<KubeApiServer> {
   kubeBinDir(); // fails first, and clearly, when the programs cannot be built
   const etcdProgram = etcdBinary();
-  const pki = makeTestPki();
+  const pki = makeTestPki(options.reachableAt ? [options.reachableAt] : []);
   const dir = mkdtempSync(join(existsShm() ? "/dev/shm" : pki.dir, "kube-ipam-apiserver-"));
   const removeOnExit = onExit(() => rmSync(dir, { recursive: true, force: true }));
   let etcd: EtcdServer | undefined;
@@ -792,7 +797,7 @@ export async function startKubeApiServer(options: StartKubeApiServerOptions = {}
       const url = `https://127.0.0.1:${port}`;
       const args = [
         "--etcd-servers", etcd.endpoint,
-        "--bind-address", "127.0.0.1", "--secure-port", String(port),
+        "--bind-address", options.reachableAt ? "0.0.0.0" : "127.0.0.1", "--secure-port", String(port),
         "--tls-cert-file", pki.server.cert, "--tls-private-key-file", pki.server.key,
         "--client-ca-file", pki.ca.cert,
         "--token-auth-file", join(dir, "tokens.csv"),
