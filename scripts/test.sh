@@ -20,6 +20,8 @@ has runc || missing+=(runc)
 has mmdebstrap || missing+=(mmdebstrap)
 has newuidmap || missing+=(uidmap)
 has iptables || missing+=(iptables)
+# test/chaos/: the chaos bed's partitions and lossy links are nftables rules in its hosts' namespaces.
+has nft || missing+=(nftables)
 command -v kubectl >/dev/null 2>&1 || missing+=(kubernetes-client)
 # test/cluster/: a real single-node Kubernetes (scripts/cluster.sh): Debian's containerd under the kubelet,
 # busybox for the workload image, curl to wait for etcd; Kubernetes itself is built with Go (below).
