@@ -158,6 +158,8 @@ export async function runController(opts: ControllerOptions): Promise<void> {
           log.info(leak.action === "park" ? "gc parked" : "gc released", {
             ip: leak.allocation.ip, network: leak.allocation.network,
             pod: `${leak.allocation.podNamespace}/${leak.allocation.podName}`, reason: leak.reason,
+            // The leader's term the write was fenced by (etcd: the leader key's creation revision).
+            term: leadership.fence?.revision.toString(),
           });
         },
       });

@@ -242,8 +242,26 @@ describe("the history checker", () => {
       s.releases.push({ by: "c1/100", ip: "10.214.0.16", pod: "chaos/p9", action: "released" });
       const r = check(s.history());
       expect(r.violations.map((v) => v.property)).toEqual(["fenced"]);
-      expect(r.violations[0]!.message).toContain(`when the leader key named ${other ?? "no one (its lease had expired)"}`);
+      expect(r.violations[0]!.message).toMatch(other ? /when the leader key named c2\/200 \(term \d+\)$/ : /when the leader key named no one \(its lease had expired\)$/);
     }
+  });
+
+  test("fenced: a write of an earlier term committed in the same controller's next term", () => {
+    const s = new Story();
+    const first = s.leader("c1/100");
+    const start = s.now;
+    s.claim("10.214.0.21", "c9", "p9");
+    s.call("ADD", "c9", "p9", start, { ok: true, ip: "10.214.0.21" });
+    s.podDeleted("p9");
+    s.leader(undefined);
+    const second = s.leader("c1/100"); // it won again: same identity, new term
+    s.release("10.214.0.21", "c9", "p9");
+    s.releases.push({ by: "c1/100", ip: "10.214.0.21", pod: "chaos/p9", action: "released", term: first });
+    expect(check(s.history()).violations.map((v) => v.message)).toEqual([
+      `c1/100 logged releasing 10.214.0.21 of chaos/p9 in term ${first}, committed at revision ${second + 1}, when the leader key named c1/100 (term ${second})`,
+    ]);
+    s.releases[0] = { ...s.releases[0]!, term: second };
+    expect(check(s.history()).violations).toEqual([]);
   });
 
   test("fenced: a release by the current leader passes; one etcd never saw is reported", () => {
@@ -294,6 +312,26 @@ describe("the history checker", () => {
       `revision 2: ${k.ip} is claimed by container c1 but its owner entry ${k.owner} is missing`,
       `revision 4: ${k.ip} was released but the owner entry ${k.owner} still names it`,
     ]);
+  });
+
+  test("index: an owner entry deleted while its claim stays", () => {
+    const s = new Story();
+    s.claim("10.214.0.22", "c1", "p1");
+    const k = s.keys("10.214.0.22", "c1");
+    s.txn({ type: "DELETE", key: k.owner, value: encodeRecord(s.record("10.214.0.22", "c1", "p1")) });
+    expect(check(s.history()).violations.map((m) => m.message)).toEqual([
+      `revision 3: owner entry ${k.owner} was deleted but ${k.ip} still holds its claim`,
+    ]);
+  });
+
+  test("cause: a DEL that had answered before a late claim landed did not release it", () => {
+    const s = new Story();
+    const del = s.now;
+    s.call("DEL", "c1", "p1", del, { ok: true });
+    s.tick();
+    s.claim("10.214.0.23", "c1", "p1"); // late
+    s.release("10.214.0.23", "c1", "p1"); // by no one running
+    expect(properties(s.history())).toEqual(["cause"]);
   });
 
   test("reserved: a claim of a reserved address", () => {

@@ -3,7 +3,7 @@
 //   unique    no address was held by two live attachments at once
 //   held      every acknowledged ADD kept its address in etcd until its DEL (or its pod's deletion) began
 //   released  every acknowledged DEL released what its container held when the DEL began
-//   fenced    every release a controller made, it made while the leader key was its own (its lease alive)
+//   fenced    every release a controller made, it made while the leader key was its own, of the term it wrote in
 //   cause     every claim etcd ended had a cause: its container's DEL or failed ADD, or its pod's deletion (gc, takeover)
 //   budget    every call ended within its budget (+ process slack), failing only with a code that says why
 //   index     claim keys and owner index agree at every revision
@@ -142,8 +142,8 @@ const sameOwner = (a: Allocation, b: Allocation) => a.containerID === b.containe
 
 interface Replay {
   readonly tenures: Tenure[];
-  /** The leader key's value after each change: [revision, value or undefined when gone]. */
-  readonly leader: [number, string | undefined][];
+  /** The leader key after each change: its value and creation revision (its term), or undefined when gone. */
+  readonly leader: [number, { value: string; term: number } | undefined][];
   readonly index: Violation[];
   readonly revisions: number;
 }
@@ -153,7 +153,7 @@ function replay(h: History, keys: Keys): Replay {
   const state = new Map<string, string>();
   const open = new Map<string, Tenure>();
   const tenures: Tenure[] = [];
-  const leader: [number, string | undefined][] = [];
+  const leader: Replay["leader"] = [];
   const index: Violation[] = [];
   const byRevision = new Map<number, EtcdEvent[]>();
   for (const e of h.etcd) {
@@ -168,7 +168,7 @@ function replay(h: History, keys: Keys): Replay {
       const prev = state.get(e.key);
       if (e.type === "PUT") state.set(e.key, e.value ?? "");
       else state.delete(e.key);
-      if (e.key === keys.leader) leader.push([rev, e.type === "PUT" ? e.value : undefined]);
+      if (e.key === keys.leader) leader.push([rev, e.type === "PUT" ? { value: e.value ?? "", term: e.createRevision ?? rev } : undefined]);
       if (!keys.ip.test(e.key)) continue;
       const current = open.get(e.key);
       const close = (end: Tenure["end"]) => {
@@ -212,11 +212,14 @@ function replay(h: History, keys: Keys): Replay {
         if (text === undefined && state.get(ownerKey) === e.value) {
           index.push({ property: "index", message: `revision ${rev}: ${e.key} was released but the owner entry ${ownerKey} still names it`, witness: only(events) });
         }
-      } else if (owner && e.type === "PUT") {
+      } else if (owner) {
         const [, , , family, hex] = owner as unknown as [string, string, string, string, string];
         const claim = keys.ipKey(family, hex);
-        if (state.get(claim) !== e.value) {
+        if (e.type === "PUT" && state.get(claim) !== e.value) {
           index.push({ property: "index", message: `revision ${rev}: owner entry ${e.key} names ${claim}, which ${state.has(claim) ? "holds another record" : "is not claimed"}`, witness: only(events) });
+        }
+        if (e.type === "DELETE" && e.value !== undefined && state.get(claim) === e.value) {
+          index.push({ property: "index", message: `revision ${rev}: owner entry ${e.key} was deleted but ${claim} still holds its claim`, witness: only(events) });
         }
       }
     }
@@ -351,8 +354,12 @@ export function check(h: History): CheckResult {
   for (const t of tenures) {
     if (t.to === undefined) continue;
     const by = clock.hi(t.to);
-    // Its container's DEL, or a failed ADD of it undoing its own claim (an acknowledged one never does).
-    const own = (byContainer.get(t.record.containerID) ?? []).some((c) => c.start < by && (c.verb === "DEL" || !c.outcome.ok));
+    // Its container's DEL, or a failed ADD of it undoing its own claim (an acknowledged one never does), running
+    // then: begun before the release, and not over (an answered call by its answer; one that failed may have
+    // gone on in the agent until its budget ran out).
+    const after = clock.lo(t.to);
+    const own = (byContainer.get(t.record.containerID) ?? []).some((c) => c.start < by && (c.verb === "DEL" || !c.outcome.ok) &&
+      after <= (c.outcome.ok ? c.end : c.start + c.budgetMs + SLACK_MS));
     const deletion = t.record.podUID ? deletions.get(t.record.podUID) : undefined;
     if (own || (deletion && deletion.start < by)) continue;
     violations.push({
@@ -363,24 +370,28 @@ export function check(h: History): CheckResult {
   }
 
   // fenced: a controller's release was committed while the leader key named it (its lease alive, its term current).
-  const leaderBefore = (rev: number): string | undefined => {
-    let value: string | undefined;
+  const leaderBefore = (rev: number) => {
+    let held: { value: string; term: number } | undefined;
     for (const [r, v] of leader) {
       if (r >= rev) break;
-      value = v;
+      held = v;
     }
-    return value;
+    return held;
   };
+  const describeLeader = (l: ReturnType<typeof leaderBefore>) => (l ? `${l.value} (term ${l.term})` : "no one (its lease had expired)");
   for (const r of h.releases) {
     const candidates = (tenuresAt.get(r.ip) ?? []).filter((t) => podOf(t.record) === r.pod && t.to !== undefined &&
       (r.action === "parked" ? t.end === "park" : t.end === "delete"));
-    const fenced = candidates.find((t) => leaderBefore(t.to!) === r.by);
+    const fenced = candidates.find((t) => {
+      const l = leaderBefore(t.to!);
+      return l?.value === r.by && (r.term === undefined || l.term === r.term);
+    });
     if (fenced) continue;
     const t = candidates.at(-1);
     violations.push({
       property: "fenced",
       message: t
-        ? `${r.by} logged releasing ${r.ip} of ${r.pod}, committed at revision ${t.to}, when the leader key named ${leaderBefore(t.to!) ?? "no one (its lease had expired)"}`
+        ? `${r.by} logged releasing ${r.ip} of ${r.pod}${r.term !== undefined ? ` in term ${r.term}` : ""}, committed at revision ${t.to}, when the leader key named ${describeLeader(leaderBefore(t.to!))}`
         : `${r.by} logged releasing ${r.ip} of ${r.pod}, but etcd's history has no such release`,
       witness: { ...witness({ ips: [r.ip], from: t ? clock.lo(t.from) : h.config.startedAt, to: t ? clock.hi(t.to!) : h.config.startedAt }), etcd: h.etcd.filter((e) => e.key === keys.leader || e.key.endsWith(`/${hexOf(r.ip)}`)) },
     });

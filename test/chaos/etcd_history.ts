@@ -21,12 +21,13 @@ async function currentRevision(endpoint: string): Promise<number> {
   return Number(body.header?.revision ?? 0);
 }
 
-export async function readEtcdHistory(endpoint: string): Promise<EtcdEvent[]> {
+/** Reads every event up to the current revision; fails after `timeoutMs` (a long run's history takes longer). */
+export async function readEtcdHistory(endpoint: string, timeoutMs = 60_000): Promise<EtcdEvent[]> {
   const until = await currentRevision(endpoint);
   const events: EtcdEvent[] = [];
   if (until <= 1) return events;
   const abort = new AbortController();
-  const timer = setTimeout(() => abort.abort(), 60_000);
+  const timer = setTimeout(() => abort.abort(), timeoutMs);
   try {
     const res = await fetch(`${endpoint}/v3/watch`, {
       method: "POST",

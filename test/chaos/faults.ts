@@ -4,7 +4,7 @@
 import type { Bed } from "./bed.ts";
 import type { FaultEvent } from "./history.ts";
 import { applyCut, applyLink, clearCut, clearLink } from "./netns.ts";
-import type { PlannedFault } from "./schedule.ts";
+import { LINK_KINDS, type PlannedFault } from "./schedule.ts";
 import { API_IP, type BedNode, CONTROLLERS, HOSTS, MEMBERS, NODES } from "./topology.ts";
 
 interface Applied {
@@ -28,7 +28,11 @@ async function apply(bed: Bed, f: PlannedFault): Promise<Applied> {
   const leaderTag = async (m: BedNode) => ((await bed.etcdLeader()) === m ? " (leader)" : "");
   const pause = (name: string, pid: number): Applied => {
     process.kill(pid, "SIGSTOP");
-    return { what: `${name} stopped (SIGSTOP)`, heal: () => process.kill(pid, "SIGCONT") };
+    return { what: `${name} stopped (SIGSTOP)`, heal: () => {
+      try {
+        process.kill(pid, "SIGCONT");
+      } catch {} // it died meanwhile: the run's end says so (a controller that does not stop cleanly fails it)
+    } };
   };
   switch (f.kind) {
     case "isolate-member": {
@@ -100,30 +104,31 @@ function sampleBy<T>(items: readonly T[], pick: number, n: number): T[] {
 }
 
 /**
- * Runs the plan against the bed from `startedAt`; resolves when every fault has been applied and healed.
- * `signal` ends it early (every active fault healed at once).
+ * Runs the plan against the bed from `startedAt`, each track (cuts, links) in order: a fault is healed before
+ * the next of its track begins, even when applying it ran late, so two cuts never meet on one node. Resolves
+ * when every fault has been applied and healed; `signal` ends it early (the active ones healed at once, the
+ * rest skipped). A fault that cannot be applied or healed fails the run.
  */
 export async function runFaults(bed: Bed, plan: readonly PlannedFault[], startedAt: number, record: (f: FaultEvent) => void,
   signal: AbortSignal): Promise<void> {
-  const active = new Set<Promise<void>>();
   const wait = (ms: number) => new Promise<void>((resolve) => {
+    if (signal.aborted) return resolve();
     const t = setTimeout(resolve, Math.max(0, ms));
     signal.addEventListener("abort", () => (clearTimeout(t), resolve()), { once: true });
   });
-  for (const f of plan) {
-    await wait(startedAt + f.at - Date.now());
-    if (signal.aborted) break;
-    const begun = Date.now();
-    const applied = await apply(bed, f);
-    const done = (async () => {
+  const track = async (faults: readonly PlannedFault[]) => {
+    for (const f of faults) {
+      await wait(startedAt + f.at - Date.now());
+      if (signal.aborted) return;
+      const begun = Date.now();
+      const applied = await apply(bed, f);
       await wait(begun + f.durationMs - Date.now());
       applied.heal();
       record({ id: f.id, kind: f.kind, what: applied.what, start: begun, end: Date.now() });
-    })();
-    active.add(done);
-    void done.then(() => active.delete(done));
-  }
-  await Promise.all(active);
+    }
+  };
+  const isLink = (f: PlannedFault) => (LINK_KINDS as readonly string[]).includes(f.kind);
+  await Promise.all([track(plan.filter((f) => !isLink(f))), track(plan.filter(isLink))]);
 }
 
 /** Heals whatever a fault may have left (an aborted run): every rule removed, every process continued. */

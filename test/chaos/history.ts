@@ -58,6 +58,8 @@ export interface LoggedRelease {
   readonly ip: string;
   readonly pod: string;
   readonly action: "released" | "parked";
+  /** The term it wrote in: the leader key's creation revision (absent when it had lost the lead by the log line). */
+  readonly term?: number;
 }
 
 export interface EtcdEvent {

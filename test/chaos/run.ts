@@ -47,8 +47,9 @@ export function loggedReleases(name: string, text: string): LoggedRelease[] {
   for (const line of text.split("\n")) {
     if (!line.includes('"gc released"') && !line.includes('"gc parked"')) continue;
     try {
-      const j = JSON.parse(line) as { msg: string; pid: number; ip: string; pod: string };
-      out.push({ by: `${name}/${j.pid}`, ip: j.ip, pod: j.pod, action: j.msg === "gc parked" ? "parked" : "released" });
+      const j = JSON.parse(line) as { msg: string; pid: number; ip: string; pod: string; term?: string };
+      out.push({ by: `${name}/${j.pid}`, ip: j.ip, pod: j.pod, action: j.msg === "gc parked" ? "parked" : "released",
+        ...(j.term ? { term: Number(j.term) } : {}) });
     } catch {}
   }
   return out;
@@ -64,8 +65,8 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosRun> {
   const gcRuns = { ok: 0, failed: 0 };
   let bed: Bed | undefined;
   let failed = true;
-  createNetwork();
   try {
+    createNetwork();
     bed = await startBed(dir);
     // A reservation, as an operator makes one for an address a host outside the cluster uses.
     run(inNetns(HOSTS[0]!.netns, [BINARY, "reserve", "outside-host", RESERVED, "--conf", bed.confPath(HOSTS[0]!.name)]));
@@ -93,22 +94,27 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosRun> {
     const root = new Prng(opts.seed);
     const workers = Array.from({ length: opts.workers ?? 6 }, (_, i) => workload.worker(root.fork(`worker-${i}`)));
     const operator = workload.operator(root.fork("operator"));
-    try {
-      await Promise.all([...workers, operator]);
-    } finally {
-      stopFaults.abort();
-      await faultsDone.catch(() => undefined);
-      healAll(bed);
-    }
+    // A worker that fails (an API error) ends the run, but only once every other process it started is done.
+    const settled = await Promise.allSettled([...workers.map((w) => w.catch((e) => (workload.stop(), Promise.reject(e)))), operator]);
+    stopFaults.abort();
+    const faulted = await faultsDone.then(() => undefined, (e: unknown) => e);
+    healAll(bed);
+    const failure = settled.find((r): r is PromiseRejectedResult => r.status === "rejected");
+    if (failure) throw failure.reason;
+    if (faulted) throw faulted;
 
     // The controllers' logs are complete once they have stopped; the clock's last tick comes after every write.
     for (const c of bed.controllers.values()) c.proc.kill("SIGTERM");
-    await Promise.all([...bed.controllers.values()].map((c) => c.proc.exited));
+    await Promise.all([...bed.controllers.values()].map(async (c) => {
+      const killer = setTimeout(() => c.proc.kill("SIGKILL"), 15_000);
+      if ((await c.proc.exited) !== 0) throw new Error(`controller ${c.name} did not stop cleanly on SIGTERM (${c.proc.signalCode ?? c.proc.exitCode}): see ${c.log}`);
+      clearTimeout(killer);
+    }));
     await Bun.sleep(300);
     stopClock.abort();
     await clockDone;
     const releases = [...bed.controllers.values()].flatMap((c) => loggedReleases(c.name, readFileSync(c.log, "utf8")));
-    const etcd = await readEtcdHistory(clientUrl(MEMBERS[0]!));
+    const etcd = await readEtcdHistory(clientUrl(MEMBERS[0]!), 60_000 + opts.durationMs / 10);
     const history: History = {
       config: { seed: opts.seed, durationMs: opts.durationMs, prefix: PREFIX, network: NETWORK, reserved: [RESERVED], startedAt },
       calls, pods, faults: faults.sort((a, b) => a.start - b.start), clock, releases, etcd,

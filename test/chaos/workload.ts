@@ -34,12 +34,17 @@ export class Workload {
   #pods = 0;
   readonly #bed: Bed;
   readonly #rec: Recorder;
-  readonly #deadline: number;
+  #deadline: number;
 
   constructor(bed: Bed, rec: Recorder, deadline: number) {
     this.#bed = bed;
     this.#rec = rec;
     this.#deadline = deadline;
+  }
+
+  /** Every worker ends after the life it is in (a worker failed: the run ends). */
+  stop(): void {
+    this.#deadline = 0;
   }
 
   async #createPod(host: BedNode, fixed: string | undefined): Promise<Pod> {
@@ -134,7 +139,9 @@ export class Workload {
       const host = nodeNamed(r.pick(HOSTS).name);
       const proc = Bun.spawn(inNetns(host.netns, [BINARY, "gc", "--conf", this.#bed.confPath(host.name), "--kubeconfig",
         this.#bed.controllerKubeconfig, "--grace", "4s", "--max-release", "100%", "-o", "json"]), { stdout: "pipe", stderr: "pipe" });
+      const killer = setTimeout(() => proc.kill("SIGKILL"), 60_000);
       const [, , code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+      clearTimeout(killer);
       this.#rec.gcRun(code === 0);
     }
   }
