@@ -6,6 +6,9 @@
 import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
+import { leaderKey } from "../support/controller.ts";
+import { memberStatus } from "../support/etcd.ts";
+import { eventually } from "../support/eventually.ts";
 import { startKubeApiServer, type KubeApiServer } from "../support/kube_apiserver.ts";
 import { BINARY } from "../support/plugin.ts";
 import { inNetns } from "./netns.ts";
@@ -19,7 +22,7 @@ const SETPRIV = Bun.which("setpriv");
 export const NETWORK = "chaos";
 export const PREFIX = "/kube-ipam";
 export const POD_NAMESPACE = "chaos";
-export const SUBNET = "10.214.0.0/24";
+export const POD_SUBNET = "10.214.0.0/24";
 /** Addresses pods fix by annotation, outside the dynamic range: the workload's pods compete for them. */
 export const FIXED = ["10.214.0.200", "10.214.0.201", "10.214.0.202"] as const;
 /** In the dynamic range, reserved before the run: no pod may ever get it. */
@@ -63,23 +66,9 @@ function spawnIn(node: BedNode | undefined, name: string, argv: readonly string[
   }
 }
 
-async function until<T>(what: string, probe: () => Promise<T | undefined>, ms = 30_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await probe().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`the chaos bed: ${what} did not happen within ${ms} ms`);
-    await Bun.sleep(50);
-  }
-}
-
-const logHas = (log: string, text: string) => async () => (readFileSync(log, "utf8").includes(text) ? true : undefined);
-
-export async function etcdStatus(member: BedNode): Promise<{ leader: string; member: string } | undefined> {
-  const res = await fetch(`${clientUrl(member)}/v3/maintenance/status`, { method: "POST", body: "{}", signal: AbortSignal.timeout(500) });
-  const body = (await res.json()) as { leader?: string; header?: { member_id?: string } };
-  return { leader: body.leader ?? "0", member: body.header?.member_id ?? "" };
-}
+/** A file's text includes `text` (a process's log line that it is ready), polled until a generous deadline. */
+const logged = (what: string, log: string, text: string) =>
+  eventually(what, () => readFileSync(log, "utf8").includes(text), (v) => v, { withinMs: 30_000, everyMs: 50 });
 
 export async function startBed(dir: string): Promise<Bed> {
   mkdirSync(dir, { recursive: true });
@@ -102,10 +91,10 @@ export async function startBed(dir: string): Promise<Bed> {
     }
     const [apiServer] = await Promise.all([
       startKubeApiServer({ reachableAt: API_IP }),
-      ...MEMBERS.map((m) => until(`etcd ${m.name} healthy`, async () => {
-        const res = await fetch(`${clientUrl(m)}/health`, { signal: AbortSignal.timeout(500) });
-        return res.ok && ((await res.json()) as { health?: string }).health === "true" ? true : undefined;
-      })),
+      ...MEMBERS.map((m) => eventually(`etcd ${m.name} healthy`, async () => {
+        const res = await fetch(`${clientUrl(m)}/health`, { signal: AbortSignal.timeout(500) }).catch(() => undefined);
+        return res?.ok === true && ((await res.json()) as { health?: string }).health === "true";
+      }, (v) => v, { withinMs: 30_000, everyMs: 50 })),
     ]);
     api = apiServer;
     const server = `https://${API_IP}:${new URL(api.url).port}`;
@@ -126,7 +115,7 @@ export async function startBed(dir: string): Promise<Bed> {
         type: "bridge",
         ipam: {
           type: "kube-ipam",
-          ranges: [[{ subnet: SUBNET, rangeStart: "10.214.0.10", rangeEnd: "10.214.0.49", gateway: "10.214.0.1" }]],
+          ranges: [[{ subnet: POD_SUBNET, rangeStart: "10.214.0.10", rangeEnd: "10.214.0.49", gateway: "10.214.0.1" }]],
           etcdConfig: { etcdURL: ETCD_URLS, etcdPrefix: PREFIX },
           kubeConfig: pluginKubeconfig,
           nodeName: n.name,
@@ -160,8 +149,8 @@ export async function startBed(dir: string): Promise<Bed> {
       started.push(p);
     }
     await Promise.all([
-      ...[...agents.values()].map((a) => until(`${a.name} started`, logHas(a.log, '"agent started"'))),
-      ...[...controllers.values()].map((c) => until(`controller ${c.name} started`, logHas(c.log, '"controller started"'))),
+      ...[...agents.values()].map((a) => logged(`${a.name} started`, a.log, '"agent started"')),
+      ...[...controllers.values()].map((c) => logged(`controller ${c.name} started`, c.log, '"controller started"')),
     ]);
 
     const bed: Bed = {
@@ -170,19 +159,15 @@ export async function startBed(dir: string): Promise<Bed> {
       confPath: (host) => confPaths.get(host)!,
       async etcdLeader() {
         for (const m of MEMBERS) {
-          const s = await etcdStatus(m).catch(() => undefined);
+          const s = await memberStatus(clientUrl(m));
           if (s && s.leader !== "0" && s.leader === s.member) return m;
         }
         return undefined;
       },
       async controllerLeader() {
-        const key = Buffer.from(`${PREFIX}/controller/leader`).toString("base64");
         for (const m of MEMBERS) {
-          try {
-            const res = await fetch(`${clientUrl(m)}/v3/kv/range`, { method: "POST", signal: AbortSignal.timeout(500), body: JSON.stringify({ key }) });
-            const kv = ((await res.json()) as { kvs?: { value: string }[] }).kvs?.[0];
-            return kv ? nodeNamed(Buffer.from(kv.value, "base64").toString().split("/")[0]!) : undefined;
-          } catch {}
+          const held = await leaderKey(clientUrl(m), PREFIX, 500).then((k) => ({ k }), () => undefined);
+          if (held) return held.k ? nodeNamed(held.k.identity.split("/")[0]!) : undefined;
         }
         return undefined;
       },

@@ -66,6 +66,13 @@ class Story {
     return this.txn({ type: "PUT", key: k.ip, value: v }, { type: "PUT", key: k.owner, value: v });
   }
 
+  /** A claim and the ADD it answered: the address acknowledged to the runtime. */
+  add(ip: string, cid: string, pod: string) {
+    const start = this.now;
+    this.claim(ip, cid, pod);
+    return this.call("ADD", cid, pod, start, { ok: true, ip });
+  }
+
   release(ip: string, cid: string, pod: string) {
     const v = encodeRecord(this.record(ip, cid, pod));
     const k = this.keys(ip, cid);
@@ -107,9 +114,7 @@ const properties = (h: History): Property[] => check(h).violations.map((v) => v.
 
 /** A pod's whole life done right: ADD acknowledged, DEL acknowledged, then the pod deleted. */
 function cleanLife(s: Story, ip: string, cid: string, pod: string) {
-  const addStart = s.now;
-  s.claim(ip, cid, pod);
-  s.call("ADD", cid, pod, addStart, { ok: true, ip });
+  s.add(ip, cid, pod);
   const delStart = s.now;
   s.release(ip, cid, pod);
   s.call("DEL", cid, pod, delStart, { ok: true });
@@ -128,13 +133,9 @@ describe("the history checker", () => {
 
   test("unique: an address acknowledged to a second pod while the first still lives", () => {
     const s = new Story();
-    const start = s.now;
-    s.claim("10.214.0.10", "c1", "p1");
-    s.call("ADD", "c1", "p1", start, { ok: true, ip: "10.214.0.10" });
+    s.add("10.214.0.10", "c1", "p1");
     s.txn({ type: "DELETE", key: s.keys("10.214.0.10", "c1").ip, value: encodeRecord(s.record("10.214.0.10", "c1", "p1")) }); // a rogue write frees it
-    const second = s.now;
-    s.claim("10.214.0.10", "c2", "p2");
-    s.call("ADD", "c2", "p2", second, { ok: true, ip: "10.214.0.10" });
+    s.add("10.214.0.10", "c2", "p2");
     const h = s.history();
     const r = check(h);
     expect(r.violations.map((v) => v.property).sort()).toEqual(["cause", "held", "index", "unique"]);
@@ -150,23 +151,17 @@ describe("the history checker", () => {
 
   test("unique: a second pod acknowledged after the first's DEL began holds no violation", () => {
     const s = new Story();
-    const start = s.now;
-    s.claim("10.214.0.10", "c1", "p1");
-    s.call("ADD", "c1", "p1", start, { ok: true, ip: "10.214.0.10" });
+    s.add("10.214.0.10", "c1", "p1");
     const del = s.now;
     s.release("10.214.0.10", "c1", "p1");
-    const second = s.now;
-    s.claim("10.214.0.10", "c2", "p2");
-    s.call("ADD", "c2", "p2", second, { ok: true, ip: "10.214.0.10" });
+    s.add("10.214.0.10", "c2", "p2");
     s.call("DEL", "c1", "p1", del, { ok: true }); // its answer arrives last
     expect(properties(s.history())).toEqual([]);
   });
 
   test("held: an acknowledged address released before its DEL, and released with no cause", () => {
     const s = new Story();
-    const start = s.now;
-    s.claim("10.214.0.11", "c1", "p1");
-    s.call("ADD", "c1", "p1", start, { ok: true, ip: "10.214.0.11" });
+    s.add("10.214.0.11", "c1", "p1");
     s.release("10.214.0.11", "c1", "p1");
     s.tick();
     const del = s.now;
@@ -185,18 +180,14 @@ describe("the history checker", () => {
 
   test("held and cause: gc may release an acknowledged address only once its pod's deletion began", () => {
     const early = new Story();
-    let start = early.now;
-    early.claim("10.214.0.13", "c1", "p1");
-    early.call("ADD", "c1", "p1", start, { ok: true, ip: "10.214.0.13" });
+    early.add("10.214.0.13", "c1", "p1");
     early.tick();
     early.release("10.214.0.13", "c1", "p1"); // a gc that did not wait for the pod's deletion
     early.podDeleted("p1");
     expect(properties(early.history())).toEqual(["cause", "held"]);
 
     const late = new Story();
-    start = late.now;
-    late.claim("10.214.0.13", "c1", "p1");
-    late.call("ADD", "c1", "p1", start, { ok: true, ip: "10.214.0.13" });
+    late.add("10.214.0.13", "c1", "p1");
     late.podDeleted("p1"); // its node died: no DEL
     late.release("10.214.0.13", "c1", "p1");
     expect(properties(late.history())).toEqual([]);
@@ -204,9 +195,7 @@ describe("the history checker", () => {
 
   test("released: an acknowledged DEL that left its address held", () => {
     const s = new Story();
-    const start = s.now;
-    s.claim("10.214.0.14", "c1", "p1");
-    s.call("ADD", "c1", "p1", start, { ok: true, ip: "10.214.0.14" });
+    s.add("10.214.0.14", "c1", "p1");
     const del = s.now;
     s.call("DEL", "c1", "p1", del, { ok: true });
     const r = check(s.history());
@@ -232,9 +221,7 @@ describe("the history checker", () => {
     for (const other of ["c2/200", undefined]) {
       const s = new Story();
       s.leader("c1/100");
-      const start = s.now;
-      s.claim("10.214.0.16", "c9", "p9");
-      s.call("ADD", "c9", "p9", start, { ok: true, ip: "10.214.0.16" });
+      s.add("10.214.0.16", "c9", "p9");
       s.podDeleted("p9");
       s.leader(undefined); // c1's lease expired while it was stopped
       if (other) s.leader(other);
@@ -249,9 +236,7 @@ describe("the history checker", () => {
   test("fenced: a write of an earlier term committed in the same controller's next term", () => {
     const s = new Story();
     const first = s.leader("c1/100");
-    const start = s.now;
-    s.claim("10.214.0.21", "c9", "p9");
-    s.call("ADD", "c9", "p9", start, { ok: true, ip: "10.214.0.21" });
+    s.add("10.214.0.21", "c9", "p9");
     s.podDeleted("p9");
     s.leader(undefined);
     const second = s.leader("c1/100"); // it won again: same identity, new term
@@ -267,9 +252,7 @@ describe("the history checker", () => {
   test("fenced: a release by the current leader passes; one etcd never saw is reported", () => {
     const s = new Story();
     s.leader("c1/100");
-    const start = s.now;
-    s.claim("10.214.0.17", "c9", "p9");
-    s.call("ADD", "c9", "p9", start, { ok: true, ip: "10.214.0.17" });
+    s.add("10.214.0.17", "c9", "p9");
     s.podDeleted("p9");
     s.release("10.214.0.17", "c9", "p9");
     s.releases.push({ by: "c1/100", ip: "10.214.0.17", pod: "chaos/p9", action: "released" });

@@ -13,6 +13,7 @@
 // bounds prove it: "released before its DEL began" means released before the last instant the DEL could
 // have begun, whatever the order within the bounds. Pure: no I/O.
 import { ANSWER_SLACK_MS } from "../../src/agent/protocol.ts";
+import { ipToHex, parseIP } from "../../src/ip/address.ts";
 import { decodeRecord } from "../../src/store/record.ts";
 import type { Allocation } from "../../src/store/store.ts";
 import type { Call, EtcdEvent, FaultEvent, History, PodEvent } from "./history.ts";
@@ -133,9 +134,8 @@ function keysOf(prefix: string, network: string): Keys {
   };
 }
 
-export function hexOf(ip: string): string {
-  return ip.split(".").map((o) => Number(o).toString(16).padStart(2, "0")).join("");
-}
+/** The address as its claim key names it (docs/etcd.md). */
+export const hexOf = (ip: string): string => ipToHex(parseIP(ip));
 
 const podOf = (a: Allocation) => `${a.podNamespace ?? ""}/${a.podName ?? ""}`;
 const sameOwner = (a: Allocation, b: Allocation) => a.containerID === b.containerID && a.ifName === b.ifName;

@@ -12,8 +12,8 @@ export interface BedNode {
   readonly ip: string;
 }
 
-export const SUBNET_PREFIX = "10.213.0";
-export const SUBNET = `${SUBNET_PREFIX}.0/24`;
+/** The bed's own network, 10.213.0.0/24 (the pods' addresses are another: bed.ts's POD_SUBNET). */
+const SUBNET_PREFIX = "10.213.0";
 /** The root namespace's addresses on the bridge: the test process's own, and the one the API is reached at. */
 export const OBSERVER_IP = `${SUBNET_PREFIX}.1`;
 export const API_IP = `${SUBNET_PREFIX}.2`;

@@ -9,9 +9,9 @@ import { BUDGET_SECONDS, FIXED, POD_NAMESPACE } from "./bed.ts";
 import type { Call, Outcome, PodEvent } from "./history.ts";
 import { inNetns } from "./netns.ts";
 import type { Prng } from "./prng.ts";
-import { BINARY } from "../support/plugin.ts";
+import { BINARY, cniEnv } from "../support/plugin.ts";
 import { makePod } from "../support/kube_apiserver.ts";
-import { type BedNode, HOSTS, nodeNamed } from "./topology.ts";
+import { type BedNode, HOSTS } from "./topology.ts";
 
 /** A process that outlives its budget by this much is killed (and the call recorded as over budget). */
 const KILL_AFTER_MS = 15_000;
@@ -66,15 +66,10 @@ export class Workload {
 
   /** One CNI call on the pod's host, as the runtime makes it. */
   async cni(verb: "ADD" | "DEL", pod: Pod, containerID: string, attempt: number): Promise<Call> {
-    const env = {
-      PATH: process.env.PATH ?? "/usr/bin:/bin",
-      CNI_COMMAND: verb,
-      CNI_CONTAINERID: containerID,
-      CNI_NETNS: `/var/run/netns/${pod.host.netns}`,
-      CNI_IFNAME: "eth0",
-      CNI_PATH: "/usr/lib/cni",
-      CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=${POD_NAMESPACE};K8S_POD_NAME=${pod.name};K8S_POD_INFRA_CONTAINER_ID=${containerID};K8S_POD_UID=${pod.uid}`,
-    };
+    const env = cniEnv({
+      command: verb, containerID, netns: `/var/run/netns/${pod.host.netns}`, ifName: "eth0",
+      args: `IgnoreUnknown=1;K8S_POD_NAMESPACE=${POD_NAMESPACE};K8S_POD_NAME=${pod.name};K8S_POD_INFRA_CONTAINER_ID=${containerID};K8S_POD_UID=${pod.uid}`,
+    });
     const start = Date.now();
     const proc = Bun.spawn(inNetns(pod.host.netns, [BINARY]), {
       env, stdin: new TextEncoder().encode(this.#bed.conf(pod.host.name)), stdout: "pipe", stderr: "pipe",
@@ -136,7 +131,7 @@ export class Workload {
   async operator(r: Prng): Promise<void> {
     while (Date.now() < this.#deadline) {
       await Bun.sleep(r.int(5000, 9000));
-      const host = nodeNamed(r.pick(HOSTS).name);
+      const host = r.pick(HOSTS);
       const proc = Bun.spawn(inNetns(host.netns, [BINARY, "gc", "--conf", this.#bed.confPath(host.name), "--kubeconfig",
         this.#bed.controllerKubeconfig, "--grace", "4s", "--max-release", "100%", "-o", "json"]), { stdout: "pipe", stderr: "pipe" });
       const killer = setTimeout(() => proc.kill("SIGKILL"), 60_000);

@@ -68,8 +68,10 @@ export function sampleOf(text: string | undefined, sample: string): number | und
 const b64 = (s: string) => Buffer.from(s).toString("base64");
 
 /** The leader key `<prefix>/controller/leader` as etcd holds it: the leader's identity and its lease. */
-export async function leaderKey(endpoint: string, prefix: string): Promise<{ identity: string; lease: string } | undefined> {
-  const res = await fetch(`${endpoint}/v3/kv/range`, { method: "POST", body: JSON.stringify({ key: b64(`${prefix}/controller/leader`) }) });
+export async function leaderKey(endpoint: string, prefix: string, timeoutMs = 10_000): Promise<{ identity: string; lease: string } | undefined> {
+  const res = await fetch(`${endpoint}/v3/kv/range`, {
+    method: "POST", body: JSON.stringify({ key: b64(`${prefix}/controller/leader`) }), signal: AbortSignal.timeout(timeoutMs),
+  });
   const body = (await res.json()) as { kvs?: Array<{ value: string; lease?: string }> };
   const kv = body.kvs?.[0];
   return kv && { identity: Buffer.from(kv.value, "base64").toString(), lease: kv.lease ?? "0" };

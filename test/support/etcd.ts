@@ -258,7 +258,7 @@ export async function startEtcdCluster(size = 3, opts: DataDirOption = {}): Prom
       while (Date.now() < until) {
         for (const [i, p] of procs.entries()) {
           if (!p.running) continue;
-          const s = await status(p.node.clientURL);
+          const s = await memberStatus(p.node.clientURL);
           if (s && s.leader !== "0" && s.leader === s.member) return members[i]!;
         }
         await Bun.sleep(POLL_MS);
@@ -272,7 +272,8 @@ export async function startEtcdCluster(size = 3, opts: DataDirOption = {}): Prom
   };
 }
 
-async function status(url: string): Promise<{ leader: string; member: string } | undefined> {
+/** A member's view of the cluster's leader (`leader` "0" during an election); undefined when it does not answer within 1 s. */
+export async function memberStatus(url: string): Promise<{ leader: string; member: string } | undefined> {
   try {
     const res = await fetch(`${url}/v3/maintenance/status`,
       { method: "POST", body: "{}", signal: AbortSignal.timeout(1000) });
