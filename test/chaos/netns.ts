@@ -121,6 +121,9 @@ export interface Link {
   readonly slowPercent: number;
 }
 
+/** An nftables match for a random `percent` of packets (nothing to match at 100: numgen's values stop at 99). */
+const share = (percent: number) => (percent >= 100 ? "" : `numgen random mod 100 < ${percent} `);
+
 export function applyLink(node: BedNode, link: Link): void {
   clearLink(node);
   const x = (argv: string[]) => run(inNetns(node.netns, argv));
@@ -131,7 +134,7 @@ export function applyLink(node: BedNode, link: Link): void {
     "}",
   ];
   if (link.lossPercent > 0) {
-    for (const chain of ["input", "output"]) rules.push(`add rule inet chaos_link ${chain} numgen random mod 100 < ${link.lossPercent} drop`);
+    for (const chain of ["input", "output"]) rules.push(`add rule inet chaos_link ${chain} ${share(link.lossPercent)}drop`);
   }
   if (link.slowPercent > 0) {
     x(["tc", "qdisc", "replace", "dev", "eth0", "root", "handle", "1:", "htb", "default", "10", "r2q", "1000"]);
@@ -140,7 +143,7 @@ export function applyLink(node: BedNode, link: Link): void {
     x(["tc", "class", "add", "dev", "eth0", "parent", "1:", "classid", "1:20", "htb", "rate", "256kbit"]);
     x(["tc", "filter", "add", "dev", "eth0", "parent", "1:", "protocol", "ip", "prio", "1", "u32", "match", "mark",
       String(SLOW_MARK), "0xffffffff", "flowid", "1:20"]);
-    rules.push(`add rule inet chaos_link output numgen random mod 100 < ${link.slowPercent} meta mark set ${SLOW_MARK}`);
+    rules.push(`add rule inet chaos_link output ${share(link.slowPercent)}meta mark set ${SLOW_MARK}`);
   }
   nft(node.netns, `${rules.join("\n")}\n`);
 }
